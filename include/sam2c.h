@@ -1,0 +1,57 @@
+/* sam2c.h — the one public header of sam2c, SAM 2 (Segment Anything Model 2) in C.
+ *
+ * What is not in this file is private. Conventions:
+ *  - every function returns an int status (0 = SAM2C_OK, negative = error) unless stated;
+ *  - sam2c_last_error() gives a one-line message for the last failure on this thread;
+ *  - every object has a create/free pair; free(NULL) is a no-op;
+ *  - the caller owns the buffers it passes; pointers returned are "borrowed until the
+ *    next call on the same object" unless the comment says "caller frees".
+ *  - a sam2c_model is read-only after load and may be shared by many sessions on many
+ *    threads; a session (image or video) is used by one thread at a time.
+ */
+#ifndef SAM2C_H
+#define SAM2C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAM2C_VERSION "0.1.0"
+
+/* Status codes: one table yields the enum and sam2c_strerror(). */
+#define SAM2C_STATUS_MAP(X)                                        \
+    X(OK, 0, "ok")                                                 \
+    X(ERR_IO, -1, "input/output error")                            \
+    X(ERR_FORMAT, -2, "malformed or unsupported file")             \
+    X(ERR_NOMEM, -3, "out of memory")                              \
+    X(ERR_ARG, -4, "invalid argument")                             \
+    X(ERR_SHAPE, -5, "tensor shape or dtype mismatch")             \
+    X(ERR_MISSING, -6, "missing tensor or entry")                  \
+    X(ERR_UNSUPPORTED, -7, "unsupported feature")                  \
+    X(ERR_LIMIT, -8, "configured limit exceeded")                  \
+    X(ERR_STATE, -9, "call not valid in this state")               \
+    X(ERR_CANCELLED, -10, "cancelled")
+
+typedef enum {
+#define SAM2C_X_ENUM(name, code, msg) SAM2C_##name = code,
+    SAM2C_STATUS_MAP(SAM2C_X_ENUM)
+#undef SAM2C_X_ENUM
+} sam2c_status;
+
+/* Static description of a status code. Never NULL. */
+const char *sam2c_strerror(int status);
+/* One-line message of the last failure on the calling thread (file and problem named).
+ * Borrowed until the next failing call on this thread. Never NULL. */
+const char *sam2c_last_error(void);
+
+/* Number of threads used by compute kernels (0 = all cores). Process-wide. */
+void sam2c_set_num_threads(int n);
+int sam2c_get_num_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SAM2C_H */

@@ -1,0 +1,45 @@
+/* The narrow interface between model code and compute backends. Model code calls the
+ * s2_op_* functions with an s2_ctx; the context's backend runs them (reference C, oneDNN
+ * f32/bf16, later CUDA). A backend may leave any slot NULL: the reference kernel runs.
+ * Model files include this header, never a backend's own. */
+#ifndef S2_BACKEND_H
+#define S2_BACKEND_H
+
+#include "kernels/kernels.h"
+#include "core/s2.h"
+
+typedef struct s2_backend {
+    const char *name;
+    void (*linear)(void *self, float *y, const float *x, const float *w, const float *b,
+                   int64_t M, int64_t K, int64_t N);
+    void (*matmul)(void *self, float *c, const float *a, const float *b, int64_t M,
+                   int64_t K, int64_t N, bool trans_b, float alpha, float beta);
+    void (*conv2d)(void *self, float *y, const float *x, const float *w, const float *b,
+                   const s2_conv2d_desc *d);
+    void (*attention)(void *self, float *o, int64_t o_ld, const float *q, int64_t q_ld,
+                      const float *k, int64_t k_ld, const float *v, int64_t v_ld, int B,
+                      int H, int64_t Nq, int64_t Nk, int d);
+    void *self;
+} s2_backend;
+
+/* Per-call context: the backend and the session's scratch arena. */
+typedef struct s2_ctx {
+    const s2_backend *be;   /* NULL = reference */
+    s2_arena *scratch;      /* activations; reset by the caller between calls */
+} s2_ctx;
+
+const s2_backend *s2_backend_reference(void);
+
+void s2_op_linear(s2_ctx *c, float *y, const float *x, const float *w, const float *b,
+                  int64_t M, int64_t K, int64_t N);
+void s2_op_matmul(s2_ctx *c, float *y, const float *a, const float *b, int64_t M,
+                  int64_t K, int64_t N, bool trans_b, float alpha, float beta);
+void s2_op_conv2d(s2_ctx *c, float *y, const float *x, const float *w, const float *b,
+                  const s2_conv2d_desc *d);
+void s2_op_attention(s2_ctx *c, float *o, int64_t o_ld, const float *q, int64_t q_ld,
+                     const float *k, int64_t k_ld, const float *v, int64_t v_ld, int B,
+                     int H, int64_t Nq, int64_t Nk, int d);
+/* Scratch allocation that cannot fail silently: on exhaustion the arena grows. */
+float *s2_scratch_f32(s2_ctx *c, int64_t n);
+
+#endif
