@@ -47,6 +47,29 @@ const char *sam2c_strerror(int status);
  * Borrowed until the next failing call on this thread. Never NULL. */
 const char *sam2c_last_error(void);
 
+/* ---- Model: weights + configuration, read-only after load, shareable ---- */
+typedef struct sam2c_model sam2c_model;
+
+typedef struct sam2c_model_params {
+    const char *config_path; /* explicit config JSON (schema of fixtures/micro/config.json);
+                                NULL: config.json beside the checkpoint, then safetensors
+                                metadata, then recognition of the 8 official layouts */
+} sam2c_model_params;
+sam2c_model_params sam2c_model_default_params(void);
+
+/* Loads an official PyTorch checkpoint (.pt) or a safetensors file. Every tensor's name,
+ * dtype and shape is checked against the configuration; on failure the message names
+ * the file and the tensor. Caller frees with sam2c_model_free. */
+int sam2c_model_load(const char *path, const sam2c_model_params *params, sam2c_model **out);
+/* A model of an official architecture ("tiny", "small", "base+", "large", or any
+ * official name such as "sam2_hiera_s") with seeded random weights (for benchmarks). */
+int sam2c_model_random(const char *arch, uint64_t seed, sam2c_model **out);
+void sam2c_model_free(sam2c_model *model);
+/* "sam2.1_hiera_tiny", "micro", ... Borrowed for the model's lifetime. */
+const char *sam2c_model_name(const sam2c_model *model);
+int sam2c_model_image_size(const sam2c_model *model);
+int64_t sam2c_model_param_count(const sam2c_model *model);
+
 /* Number of threads used by compute kernels (0 = all cores). Process-wide. */
 void sam2c_set_num_threads(int n);
 int sam2c_get_num_threads(void);
