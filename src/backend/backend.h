@@ -22,11 +22,25 @@ typedef struct s2_backend {
     void *self;
 } s2_backend;
 
-/* Per-call context: the backend and the session's scratch arena. */
+/* Optional observer of intermediate tensors (for --dump and parity tests): called with
+ * the fixture name of a tensor ("trunk.block.3", "backbone_fpn.0", ...), its data (f32,
+ * contiguous) and its shape. Never retains the pointer. */
+typedef void (*s2_dump_fn)(void *user, const char *name, const float *data, int ndim,
+                           const int64_t *shape);
+
+/* Per-call context: the backend, the session's scratch arena, an optional dump hook. */
 typedef struct s2_ctx {
     const s2_backend *be;   /* NULL = reference */
     s2_arena *scratch;      /* activations; reset by the caller between calls */
+    s2_dump_fn dump;        /* NULL = no dumping */
+    void *dump_user;
 } s2_ctx;
+
+/* Calls c->dump when set; shape given as a list: s2_dump(c, "x", p, 4, (int64_t[]){1,2,3,4}). */
+static inline void s2_dump(s2_ctx *c, const char *name, const float *data, int ndim,
+                           const int64_t *shape) {
+    if (c && c->dump) c->dump(c->dump_user, name, data, ndim, shape);
+}
 
 const s2_backend *s2_backend_reference(void);
 
