@@ -70,6 +70,51 @@ const char *sam2c_model_name(const sam2c_model *model);
 int sam2c_model_image_size(const sam2c_model *model);
 int64_t sam2c_model_param_count(const sam2c_model *model);
 
+/* ---- Image predictor (official SAM2ImagePredictor semantics) ---- */
+typedef struct sam2c_image_session sam2c_image_session;
+
+/* One session per image stream; uses the model read-only. Caller frees. */
+int sam2c_image_session_create(const sam2c_model *model, sam2c_image_session **out);
+void sam2c_image_session_free(sam2c_image_session *s);
+/* set_image: 8-bit RGB, row-major HWC (w*h*3 bytes, copied as needed, never retained).
+ * Encodes the image once; any number of predictions follow. */
+int sam2c_image_set_rgb(sam2c_image_session *s, const uint8_t *rgb, int width, int height);
+/* Decodes a JPEG/PNG file (EXIF orientation applied unless apply_exif is 0) and sets it. */
+int sam2c_image_set_file(sam2c_image_session *s, const char *path, int apply_exif);
+/* Refuse images with more pixels than this (default 50,000,000). */
+void sam2c_image_set_max_pixels(sam2c_image_session *s, int64_t max_pixels);
+
+typedef struct sam2c_prompt {
+    int n_points;
+    const float *points;     /* [n_points, 2] (x, y) in original-image pixels */
+    const int32_t *labels;   /* [n_points]: 1 positive, 0 negative */
+    int n_boxes;             /* several boxes = one batched prediction per box */
+    const float *boxes;      /* [n_boxes, 4] x0, y0, x1, y1 in original-image pixels */
+    const float *mask_input; /* [1, 4*h, 4*w] low-res logits (e.g. a previous
+                                low_res_masks), or NULL */
+    int mask_input_h, mask_input_w;
+    int multimask;           /* 1: three masks per prompt, 0: one */
+    int return_logits;       /* 1: masks are logits, 0: masks are 0/1 (as floats) */
+} sam2c_prompt;
+
+/* Output of one prediction, owned by the session: borrowed until the next call. */
+typedef struct sam2c_masks {
+    int n_prompts;      /* B: 1, or n_boxes for batched boxes */
+    int n_masks;        /* M per prompt: 3 with multimask, else 1 */
+    int width, height;  /* original image size */
+    int low_w, low_h;   /* low-res mask size (4 * feature side) */
+    const float *masks;        /* [B, M, height, width] logits or 0/1 */
+    const float *iou;          /* [B, M] predicted IoU */
+    const float *low_res;      /* [B, M, low_h, low_w] logits clamped to [-32, 32] */
+    const float *object_score; /* [B] object-score logits (not used for gating, as the
+                                  official image predictor) */
+} sam2c_masks;
+
+/* predict(): points (+ labels), boxes, mask input, in the official order and semantics.
+ * Errors: no prompt, points with several boxes, coordinates outside the image, boxes
+ * with x1 < x0 or y1 < y0, mask input of the wrong size, no image set. */
+int sam2c_image_predict(sam2c_image_session *s, const sam2c_prompt *prompt, sam2c_masks *out);
+
 /* Number of threads used by compute kernels (0 = all cores). Process-wide. */
 void sam2c_set_num_threads(int n);
 int sam2c_get_num_threads(void);

@@ -43,7 +43,12 @@ int s2_err_prefix(int status, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_errmsg, sizeof old);
-    snprintf(g_errmsg, sizeof g_errmsg, "%s%s", prefix, old);
+    size_t np = strlen(prefix), no = strlen(old);
+    if (np > sizeof g_errmsg - 1) np = sizeof g_errmsg - 1;
+    if (no > sizeof g_errmsg - 1 - np) no = sizeof g_errmsg - 1 - np;
+    memcpy(g_errmsg, prefix, np);
+    memcpy(g_errmsg + np, old, no);
+    g_errmsg[np + no] = 0;
     return status;
 }
 

@@ -63,11 +63,14 @@ typedef struct s2_config {
     /* memory encoder */
     int mem_out_dim;               /* memory_encoder.out_dim = mem_dim (64) */
     int mem_in_dim;                /* 256 */
+    int mds_embed_dim;             /* mask_downsampler.embed_dim (256) */
     int mds_kernel, mds_stride, mds_padding, mds_total_stride; /* 3, 2, 1, 16 */
     int fuser_layers;              /* 2 */
+    int fuser_dim;                 /* CXBlock dim (256) */
     int cx_kernel, cx_padding;     /* 7, 3 */
     bool cx_dwconv;                /* true */
     int mem_pe_num_pos_feats;      /* 64 */
+    double mem_pe_temperature;     /* 10000 */
 
     /* memory attention */
     int ma_d_model;                /* 256 */
@@ -124,6 +127,8 @@ void s2_config_defaults(s2_config *c);
 /* The eight official layouts: "sam2_hiera_t" ... "sam2.1_hiera_l" (also "tiny", "small",
  * "base+", "large" for sam2.1). Returns SAM2C_ERR_ARG for unknown names. */
 int s2_config_official(const char *name, s2_config *c);
+int s2_config_official_count(void);
+const char *s2_config_official_name(int i);
 /* Reads the schema of fixtures/micro/config.json: model_cfg_yaml_equivalent plus the
  * image / video override and image_predictor blocks beside it. */
 struct s2_json;
@@ -131,6 +136,8 @@ int s2_config_from_json(const struct s2_json *root, const char *name, s2_config 
 int s2_config_load_file(const char *path, s2_config *c);
 /* Writes the config as JSON in the same schema (for safetensors metadata). Caller frees. */
 char *s2_config_to_json(const s2_config *c);
+/* Checks internal consistency (positive sizes, divisibility); message names the field. */
+int s2_config_validate(const s2_config *c);
 
 /* Derived per-block table of the Hiera trunk. Returns the number of blocks. */
 int s2_hiera_blocks(const s2_config *c, s2_hiera_block *out, int max);

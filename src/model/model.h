@@ -23,6 +23,7 @@ struct sam2c_model {
     char source_format[32];     /* "torch-zip", "safetensors", "random" */
     int src_dtype;              /* dominant dtype in the file */
     double load_s;
+    int n_mapped, n_converted; /* weights used in place from the mapping vs converted */
 };
 typedef struct sam2c_model sam2c_model;
 
@@ -47,6 +48,8 @@ typedef struct s2_layout {
     int n, cap;
 } s2_layout;
 int s2_layout_build(const s2_config *c, s2_layout *out);
+/* Number of conv stages of the memory encoder's mask downsampler. */
+int s2_mds_num_layers(const s2_config *c);
 void s2_layout_free(s2_layout *l);
 
 #endif

@@ -1,0 +1,83 @@
+/* Output helpers shared by segment, auto and track. */
+#include "cli/output.h"
+#include "core/s2.h"
+#include "io/image.h"
+#include "io/rle.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_mkdir_p(const char *dir) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return s2_err(SAM2C_ERR_IO, "%s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return s2_err(SAM2C_ERR_IO, "%s: %s", buf, strerror(errno));
+    return SAM2C_OK;
+}
+
+int cli_mask_record(s2_jw *w, const uint8_t *mask, int h, int wd, double iou, double score) {
+    s2_rle r = {0};
+    S2_CHECK(s2_rle_encode(mask, h, wd, &r));
+    char *counts = s2_rle_to_string(&r);
+    double bb[4];
+    s2_rle_bbox(&r, bb);
+    if (!counts) { s2_rle_free(&r); return SAM2C_ERR_NOMEM; }
+    s2_jw_obj_begin(w);
+    s2_jw_key(w, "iou_pred"); s2_jw_num(w, iou);
+    s2_jw_key(w, "object_score"); s2_jw_num(w, score);
+    s2_jw_key(w, "area"); s2_jw_int(w, s2_rle_area(&r));
+    s2_jw_key(w, "bbox");
+    s2_jw_arr_begin(w);
+    for (int i = 0; i < 4; i++) s2_jw_num(w, bb[i]);
+    s2_jw_arr_end(w);
+    s2_jw_key(w, "segmentation");
+    s2_jw_obj_begin(w);
+    s2_jw_key(w, "size");
+    s2_jw_arr_begin(w); s2_jw_int(w, h); s2_jw_int(w, wd); s2_jw_arr_end(w);
+    s2_jw_key(w, "counts"); s2_jw_str(w, counts);
+    s2_jw_obj_end(w);
+    s2_jw_obj_end(w);
+    free(counts);
+    s2_rle_free(&r);
+    return SAM2C_OK;
+}
+
+void cli_palette(int i, uint8_t rgb[3]) {
+    static const uint8_t pal[][3] = {{30, 144, 255}, {255, 99, 71}, {50, 205, 50}, {255, 215, 0},
+                                     {186, 85, 211}, {0, 206, 209}, {255, 140, 0}, {220, 20, 60},
+                                     {124, 252, 0}, {65, 105, 225}, {255, 105, 180}, {154, 205, 50}};
+    const int n = (int)(sizeof pal / sizeof pal[0]);
+    memcpy(rgb, pal[((i % n) + n) % n], 3);
+}
+
+/* Blend at 50 % inside the mask, solid colour on its boundary pixels. */
+int cli_write_overlay(const char *path, const uint8_t *rgb, int w, int h, const uint8_t *const *masks,
+                      int n) {
+    uint8_t *out = s2_malloc((size_t)w * h * 3);
+    if (!out) return SAM2C_ERR_NOMEM;
+    memcpy(out, rgb, (size_t)w * h * 3);
+    for (int k = 0; k < n; k++) {
+        uint8_t col[3];
+        cli_palette(k, col);
+        const uint8_t *m = masks[k];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int64_t i = (int64_t)y * w + x;
+                if (!m[i]) continue;
+                bool edge = x == 0 || y == 0 || x == w - 1 || y == h - 1 || !m[i - 1] || !m[i + 1] ||
+                            !m[i - w] || !m[i + w];
+                for (int c = 0; c < 3; c++)
+                    out[i * 3 + c] = edge ? col[c] : (uint8_t)((out[i * 3 + c] + col[c]) / 2);
+            }
+    }
+    int rc = s2_png_write(path, out, w, h, 3);
+    free(out);
+    return rc;
+}
