@@ -27,7 +27,9 @@ int s2_image_decode(const uint8_t *buf, size_t len, const char *name,
 void s2_image_free(s2_image *im);
 
 /* Single-channel 8-bit load (for masks): RGB/RGBA/16-bit reduced to grey by taking the
- * first channel's high byte. *px owned by caller (free()). */
+ * first channel's high byte. *px owned by caller (free()).
+ * Palette images give their palette indices (as np.array(Image.open(p)) in the SA-V
+ * evaluator); 1/2/4-bit grey is scaled to 0..255. At most 50,000,000 pixels. */
 int s2_png_load_gray(const char *path, uint8_t **px, int *w, int *h);
 int s2_png_decode_gray(const uint8_t *buf, size_t len, const char *name, uint8_t **px,
                        int *w, int *h);
@@ -41,5 +43,24 @@ int s2_png_encode(const uint8_t *px, int w, int h, int channels, uint8_t **out, 
  * downscale factor, rounded and clipped to u8) on interleaved channels. */
 void s2_pil_resize_bicubic_u8(uint8_t *dst, int ow, int oh, const uint8_t *src, int w,
                               int h, int channels);
+/* The same with a status: SAM2C_ERR_ARG on bad sizes / channels (1..4), SAM2C_ERR_NOMEM.
+ * (The void form above zero-fills dst when it fails.) Channels are resampled
+ * independently (no alpha premultiplication). */
+int s2_pil_resize_bicubic_u8_checked(uint8_t *dst, int ow, int oh, const uint8_t *src,
+                                     int w, int h, int channels);
+
+/* EXIF orientation (tag 0x0112 of IFD0) from TIFF data ("II*\0" / "MM\0*" header, as
+ * after the "Exif\0\0" prefix of a JPEG APP1 segment or in a PNG eXIf chunk); the prefix
+ * itself is skipped when present. Returns 1..8, or 0 when absent or malformed. */
+int s2_exif_orientation(const uint8_t *tiff, size_t len);
+/* Applies an EXIF orientation in place, as PIL.ImageOps.exif_transpose: 2 mirror,
+ * 3 rotate 180, 4 flip vertical, 5 transpose, 6 rotate 90 CW, 7 transverse,
+ * 8 rotate 90 CCW; 1 and unknown values leave the image as is. */
+int s2_image_apply_orientation(s2_image *im, int orientation);
+
+/* PNG to RGB (used by s2_image_decode); *exif_orientation gets the eXIf chunk's
+ * orientation (0 when none). */
+int s2_png_decode_rgb(const uint8_t *buf, size_t len, const char *name,
+                      const s2_image_opts *o, s2_image *out, int *exif_orientation);
 
 #endif
