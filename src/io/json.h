@@ -64,5 +64,7 @@ void s2_jw_int(s2_jw *w, int64_t v);
 void s2_jw_bool(s2_jw *w, bool v);
 void s2_jw_null(s2_jw *w);
 void s2_jw_raw(s2_jw *w, const char *json); /* pre-formed JSON value */
+/* Writes a parsed tree (compact). NULL writes null. */
+void s2_jw_value(s2_jw *w, const s2_json *v);
 
 #endif

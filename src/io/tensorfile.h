@@ -26,6 +26,7 @@ typedef struct s2_tensorfile {
     char *metadata_json;   /* safetensors "__metadata__" object as JSON text, or NULL */
     void **owned;          /* copies made at open time */
     int n_owned, cap_owned;
+    struct s2_tf_index *index; /* name lookup table (private to tensorfile.c) */
 } s2_tensorfile;
 
 /* Opens by content (zip magic "PK\3\4" -> torch, else safetensors). On failure,
@@ -50,5 +51,15 @@ typedef struct s2_st_item {
 } s2_st_item;
 int s2_safetensors_write(const char *path, const s2_st_item *items, int n,
                          const char *const *meta_kv, int n_meta /* pairs */);
+
+/* ---- shared by the format readers (not for other layers) ---- */
+/* New empty file object; `name` is copied into path. NULL + message on OOM. */
+s2_tensorfile *s2_tf_new(s2_tf_format format, const char *name);
+/* Allocates n zeroed entries (once per file). */
+int s2_tf_alloc_entries(s2_tensorfile *f, int n);
+/* 64-byte aligned buffer owned (and freed) by f; NULL + message on OOM. */
+void *s2_tf_own(s2_tensorfile *f, size_t nbytes);
+/* Builds the name index once entries are filled; fails on a duplicate name. */
+int s2_tf_finish(s2_tensorfile *f);
 
 #endif
