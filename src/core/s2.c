@@ -152,14 +152,18 @@ s2_arena_mark s2_arena_get_mark(const s2_arena *a) {
     return m;
 }
 
-/* Chunks added after the mark are kept until reset (they may be reused); only the
- * counters roll back, which is enough for stack-like temporaries. */
+/* Chunks added after the mark are given back, so temporaries released between blocks
+ * do not pile up and `peak` measures what one call really needs. */
 void s2_arena_release(s2_arena *a, s2_arena_mark m) {
     a->used = m.used;
-    if (a->extra == m.extra) {
-        if (a->extra) a->extra->used = m.chunk_used;
-        a->extra_used = m.extra_used;
+    while (a->extra && a->extra != m.extra) {
+        s2_arena_chunk *n = a->extra->next;
+        s2_aligned_free(a->extra->data);
+        free(a->extra);
+        a->extra = n;
     }
+    if (a->extra) a->extra->used = m.chunk_used;
+    a->extra_used = m.extra_used;
 }
 
 void s2_arena_reset(s2_arena *a) {
