@@ -61,6 +61,11 @@ void s2_ref_interp_bilinear(float *y, const float *x, int C, int H, int W, int O
 void s2_ref_interp_bicubic(float *y, const float *x, int C, int H, int W, int OH, int OW,
                            bool align_corners); /* A = -0.75, edge clamp, no antialias */
 void s2_ref_interp_nearest(float *y, const float *x, int C, int H, int W, int OH, int OW);
+/* The bilinear resize above reading interleaved u8 pixels x [H, W, C] converted as
+ * v / 255.0f (torchvision ToTensor) without a float copy; y is [C, OH, OW]. Same
+ * results as converting first and calling s2_ref_interp_bilinear. */
+void s2_ref_interp_bilinear_u8hwc(float *y, const uint8_t *x, int C, int H, int W, int OH,
+                                  int OW, bool align_corners, bool antialias);
 
 /* Max pooling with kernel == stride (q-pooling), NHWC: x [N, H, W, C] -> [N, H/k, W/k, C]
  * (floor, as nn.MaxPool2d(kernel=k, stride=k)). */
