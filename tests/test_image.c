@@ -290,6 +290,7 @@ TEST(jpeg_progressive) {
     REQUIRE(s2_image_decode(j1, l1, "base.jpg", NULL, &a) == 0);
     REQUIRE(s2_image_decode(j2, l2, "prog.jpg", NULL, &b) == 0);
     CHECK(a.w == b.w && a.h == b.h && memcmp(a.px, b.px, 16 * 8 * 3) == 0);
+    s2_image_free(&b);
     CHECK(s2_image_decode(j2, l2 - 40, "prog.jpg", NULL, &b) != 0);
     s2_image_free(&a);
     s2_image_free(&b);
