@@ -15,7 +15,7 @@ echo "== tests =="
 
 if [ "${1:-}" != "--no-sanitize" ]; then
   echo "== build (ASan + UBSan) =="
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSAM2C_WERROR=ON -DSAM2C_SANITIZE=ON >/dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAM2C_WERROR=ON -DSAM2C_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   echo "== tests under ASan + UBSan =="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
