@@ -75,6 +75,12 @@ int s2_eval_images_dirs(const char *gt_dir, const char *pred_dir, const s2_eval_
 int s2_eval_images_coco(const char *gt_json, const char *pred_json, const s2_eval_opts *o,
                         s2_eval_images_result *out);
 void s2_eval_images_free(s2_eval_images_result *r);
+/* The two masks of the COCO pair named "image_id/category_id/k" (as named by
+ * s2_eval_images_coco) from the parsed files: h x w bytes, 0/1, an absent side all zero
+ * (caller frees both); *file_name is the GT image's file_name (borrowed) or NULL. */
+int s2_eval_coco_pair_masks(const s2_json *gt, const s2_json *pred, const char *name,
+                            uint8_t **gt_mask, uint8_t **pred_mask, int *h, int *w,
+                            const char **file_name);
 /* {"kind":"images","count","mean_iou","mean_boundary_f","overall_iou",
  *  "missing_predictions","extra_predictions","items":[{name, iou, boundary_f, ...}]} */
 void s2_eval_images_write_json(const s2_eval_images_result *r, s2_jw *w);
@@ -150,6 +156,15 @@ typedef struct s2_vos_result {
  * official code fails there too). */
 int s2_eval_video(const char *gt_root, const char *pred_root, const s2_eval_opts *o,
                   s2_vos_result *out);
+/* The same for one video folder (SA-V <video>/<obj>/<frame>.png or DAVIS
+ * <video>/<frame>.png), reported under `name`. */
+int s2_eval_video_one(const char *gt_video, const char *pred_video, const char *name,
+                      const s2_eval_opts *o, s2_vos_result *out);
+/* Whether a GT folder is one video rather than a root of video folders: it holds PNG
+ * frames (DAVIS video), or sub-folders with digit-only names ("000": SA-V objects) that
+ * hold no folders. (A folder of frame folders is ambiguous between one SA-V video and a
+ * DAVIS root; both readings give the same J and F, only the names differ.) */
+int s2_eval_video_is_one(const char *dir, bool *one);
 void s2_vos_free(s2_vos_result *r);
 /* {"kind":"video","J&F","J","F","videos","objects":[{"video","object","J&F","J","F",
  *  "frames", and with per_frame: "per_frame":{"frames":[...],"J":[...],"F":[...]}}]} */

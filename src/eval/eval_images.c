@@ -370,3 +370,69 @@ int s2_eval_images_coco(const char *gt_json, const char *pred_json, const s2_eva
     if (rc < 0) s2_eval_images_free(out);
     return rc;
 }
+
+/* The k-th annotation of (img, cat) in file order, or NULL. */
+static const s2_json *kth_ann(const s2_json *l, int64_t img, int64_t cat, int k) {
+    for (int i = 0; l && i < l->n; i++) {
+        int64_t a, c;
+        if (s2e_json_id(&l->items[i], "image_id", &a) && s2e_json_id(&l->items[i], "category_id", &c) &&
+            a == img && c == cat && k-- == 0)
+            return &l->items[i];
+    }
+    return NULL;
+}
+
+/* Decoded 0/1 mask of one annotation (NULL ann: none). */
+static int decode_ann(const s2_json *ann, int ih, int iw, const char *what, uint8_t **m, int *h, int *w) {
+    *m = NULL;
+    if (!ann) return SAM2C_OK;
+    s2_rle r;
+    S2_CHECK(s2e_seg_to_rle(s2_json_get(ann, "segmentation"), ih, iw, what, &r));
+    *h = r.h;
+    *w = r.w;
+    *m = s2_malloc((size_t)r.h * r.w + 1);
+    int rc = *m ? s2_rle_decode(&r, *m) : SAM2C_ERR_NOMEM;
+    s2_rle_free(&r);
+    if (rc < 0) { free(*m); *m = NULL; }
+    return rc;
+}
+
+int s2_eval_coco_pair_masks(const s2_json *gt, const s2_json *pred, const char *name,
+                            uint8_t **gt_mask, uint8_t **pred_mask, int *h, int *w,
+                            const char **file_name) {
+    long long img, cat;
+    int k, rc, pos = 0;
+    *gt_mask = *pred_mask = NULL;
+    *file_name = NULL;
+    if (!gt || !pred || !name || sscanf(name, "%lld/%lld/%d%n", &img, &cat, &k, &pos) != 3 || name[pos] || k < 0)
+        return s2_err(SAM2C_ERR_ARG, "'%s' is not an image_id/category_id/k pair name", name ? name : "");
+    const s2_json *imgs = s2_json_get(gt, "images"), *gl = ann_list(gt, "ground truth", &rc);
+    S2_CHECK(rc);
+    const s2_json *pl = ann_list(pred, "predictions", &rc);
+    S2_CHECK(rc);
+    int64_t ih = -1, iw = -1, id;
+    for (int i = 0; imgs && imgs->type == S2_JARR && i < imgs->n; i++)
+        if (s2e_json_id(&imgs->items[i], "id", &id) && id == img) {
+            if (!s2_json_int(&imgs->items[i], "height", &ih) || ih > 1000000) ih = -1;
+            if (!s2_json_int(&imgs->items[i], "width", &iw) || iw > 1000000) iw = -1;
+            *file_name = s2_json_str(&imgs->items[i], "file_name");
+        }
+    int gh = 0, gw = 0, ph = 0, pw = 0;
+    rc = decode_ann(kth_ann(gl, img, cat, k), (int)ih, (int)iw, name, gt_mask, &gh, &gw);
+    if (rc >= 0) rc = decode_ann(kth_ann(pl, img, cat, k), (int)ih, (int)iw, name, pred_mask, &ph, &pw);
+    if (rc >= 0 && !*gt_mask && !*pred_mask) rc = s2_err(SAM2C_ERR_MISSING, "%s: no such pair", name);
+    if (rc >= 0 && *gt_mask && *pred_mask && (gh != ph || gw != pw))
+        rc = s2_err(SAM2C_ERR_SHAPE, "%s: GT mask %dx%d, prediction %dx%d", name, gw, gh, pw, ph);
+    if (rc >= 0) {
+        *h = *gt_mask ? gh : ph;
+        *w = *gt_mask ? gw : pw;
+        uint8_t **empty = *gt_mask ? pred_mask : gt_mask;
+        if (!*empty && !(*empty = s2_calloc((size_t)*h * *w + 1, 1))) rc = SAM2C_ERR_NOMEM;
+    }
+    if (rc < 0) {
+        free(*gt_mask);
+        free(*pred_mask);
+        *gt_mask = *pred_mask = NULL;
+    }
+    return rc;
+}

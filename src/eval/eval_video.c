@@ -311,12 +311,12 @@ static int make_task(vscan *sc, const char *video, const char *obj, const char *
     return rc;
 }
 
-/* ref: sav_benchmark.py VideoEvaluator.scan_vid_folder: DAVIS when every entry is *.png */
-static int scan_video(vscan *sc, int v, const char *gt_root, const char *pred_root, bool skip) {
-    char *gd = s2e_join(gt_root, sc->videos[v]), *pd = s2e_join(pred_root, sc->videos[v]);
+/* ref: sav_benchmark.py VideoEvaluator.scan_vid_folder: DAVIS when every entry is *.png.
+ * gd / pd: the video's GT and prediction folders. */
+static int scan_video(vscan *sc, int v, const char *gd, const char *pd, bool skip) {
     char **all = NULL;
-    int na = 0, rc = (!gd || !pd) ? SAM2C_ERR_NOMEM : SAM2C_OK;
-    if (rc >= 0) rc = s2e_list_dir(gd, S2E_ANY, NULL, &all, &na);
+    int na = 0;
+    int rc = s2e_list_dir(gd, S2E_ANY, NULL, &all, &na);
     bool davis = true;
     for (int i = 0; rc >= 0 && i < na; i++) {
         size_t l = strlen(all[i]);
@@ -327,6 +327,13 @@ static int scan_video(vscan *sc, int v, const char *gt_root, const char *pred_ro
     for (int k = 0; rc >= 0 && !davis && k < sc->nobj[v]; k++)
         rc = make_task(sc, sc->videos[v], sc->objnames[v][k], gd, pd, skip);
     s2e_free_names(all, na);
+    return rc;
+}
+
+/* scan_video for video v under the two roots. */
+static int scan_video_in(vscan *sc, int v, const char *gt_root, const char *pred_root, bool skip) {
+    char *gd = s2e_join(gt_root, sc->videos[v]), *pd = s2e_join(pred_root, sc->videos[v]);
+    int rc = (!gd || !pd) ? SAM2C_ERR_NOMEM : scan_video(sc, v, gd, pd, skip);
     free(gd);
     free(pd);
     return rc;
@@ -461,6 +468,22 @@ static int run_tasks(vscan *sc, const s2_eval_opts *o) {
     return SAM2C_OK;
 }
 
+/* Per-video object-folder tables of a scan with its video list set. */
+static int vscan_alloc(vscan *sc) {
+    sc->objnames = s2_calloc((size_t)(sc->nv ? sc->nv : 1), sizeof(char **));
+    sc->nobj = s2_calloc((size_t)(sc->nv ? sc->nv : 1), sizeof(int));
+    return (!sc->objnames || !sc->nobj) ? SAM2C_ERR_NOMEM : SAM2C_OK;
+}
+
+/* Runs the scanned tasks, collects the result and frees the scan. */
+static int finish(vscan *sc, int rc, const s2_eval_opts *o, s2_vos_result *out) {
+    if (rc >= 0) rc = run_tasks(sc, o);
+    if (rc >= 0) rc = collect(sc, out);
+    vscan_free(sc);
+    if (rc < 0) s2_vos_free(out);
+    return rc;
+}
+
 int s2_eval_video(const char *gt_root, const char *pred_root, const s2_eval_opts *o,
                   s2_vos_result *out) {
     if (!out) return s2_err(SAM2C_ERR_ARG, "video eval: no result");
@@ -471,17 +494,60 @@ int s2_eval_video(const char *gt_root, const char *pred_root, const s2_eval_opts
     vscan sc;
     memset(&sc, 0, sizeof sc);
     int rc = scan_videos(&sc, gt_root, pred_root, o->strict);
-    if (rc >= 0) {
-        sc.objnames = s2_calloc((size_t)sc.nv, sizeof(char **));
-        sc.nobj = s2_calloc((size_t)sc.nv, sizeof(int));
-        if (!sc.objnames || !sc.nobj) rc = SAM2C_ERR_NOMEM;
-    }
+    if (rc >= 0) rc = vscan_alloc(&sc);
     for (int v = 0; rc >= 0 && v < sc.nv; v++)
-        rc = scan_video(&sc, v, gt_root, pred_root, o->skip_first_last);
-    if (rc >= 0) rc = run_tasks(&sc, o);
-    if (rc >= 0) rc = collect(&sc, out);
-    vscan_free(&sc);
-    if (rc < 0) s2_vos_free(out);
+        rc = scan_video_in(&sc, v, gt_root, pred_root, o->skip_first_last);
+    return finish(&sc, rc, o, out);
+}
+
+int s2_eval_video_one(const char *gt_video, const char *pred_video, const char *name,
+                      const s2_eval_opts *o, s2_vos_result *out) {
+    if (!out) return s2_err(SAM2C_ERR_ARG, "video eval: no result");
+    memset(out, 0, sizeof *out);
+    if (!gt_video || !pred_video || !name || !*name)
+        return s2_err(SAM2C_ERR_ARG, "video eval: NULL folder or name");
+    s2_eval_opts def;
+    if (!o) { s2_eval_opts_default(&def); o = &def; }
+    if (!s2e_is_dir(gt_video)) return s2_err(SAM2C_ERR_IO, "%s: cannot open folder", gt_video);
+    if (!s2e_is_dir(pred_video)) return s2_err(SAM2C_ERR_IO, "%s: cannot open folder", pred_video);
+    vscan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.videos = s2_calloc(1, sizeof(char *));
+    int rc = sc.videos && (sc.videos[0] = s2_strdup(name)) ? SAM2C_OK : SAM2C_ERR_NOMEM;
+    if (rc >= 0) sc.nv = 1;
+    if (rc >= 0) rc = vscan_alloc(&sc);
+    if (rc >= 0) rc = scan_video(&sc, 0, gt_video, pred_video, o->skip_first_last);
+    return finish(&sc, rc, o, out);
+}
+
+/* Whether every character of a name is a decimal digit (SA-V object folders: "000"). */
+static bool all_digits(const char *s) {
+    if (!*s) return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+int s2_eval_video_is_one(const char *dir, bool *one) {
+    *one = false;
+    char **png = NULL, **sub = NULL;
+    int np = 0, ns = 0;
+    int rc = s2e_list_dir(dir, S2E_FILES, ".png", &png, &np);
+    if (rc >= 0) rc = s2e_list_dir(dir, S2E_DIRS, NULL, &sub, &ns);
+    bool one_v = np > 0;                 /* DAVIS video: frames right here */
+    bool digits = ns > 0, nested = false;
+    for (int i = 0; rc >= 0 && !one_v && i < ns; i++) {
+        char *d = s2e_join(dir, sub[i]), **inner = NULL;
+        int ni = 0;
+        if (!d) rc = SAM2C_ERR_NOMEM;
+        else if (s2e_list_dir(d, S2E_DIRS, NULL, &inner, &ni) >= 0 && ni > 0) nested = true;
+        s2e_free_names(inner, ni);
+        free(d);
+        digits = digits && all_digits(sub[i]);
+    }
+    if (rc >= 0) *one = one_v || (!nested && digits);
+    s2e_free_names(png, np);
+    s2e_free_names(sub, ns);
     return rc;
 }
 
