@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "predict/image.h"
+#include "report/run_info.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,12 +163,32 @@ static int write_outputs(const seg_args *a, const sam2c_masks *r, const s2_image
     return rc;
 }
 
+/* run.json beside the masks: model, command line, timings, host. */
+static int write_run_info(const seg_args *a, const sam2c_model *m, int argc, char **argv, double t0,
+                          double load_s, double image_s) {
+    s2_run_info ri;
+    s2_run_info_init(&ri);
+    ri.command = "segment";
+    ri.model = sam2c_model_name(m);
+    ri.model_path = a->model;
+    ri.argc = argc + 1;
+    ri.argv = argv - 1;
+    ri.total_s = s2_now_s() - t0;
+    ri.model_load_s = load_s;
+    ri.n_images = 1;
+    ri.image_s = &image_s;
+    ri.threads = a->threads;
+    return s2_run_info_write(a->outdir, &ri);
+}
+
 int cli_segment(int argc, char **argv) {
     seg_args a;
+    double t0 = s2_now_s();
     if (parse_args(argc, argv, &a)) return 1;
     if (a.threads) sam2c_set_num_threads(a.threads);
     sam2c_model *m = NULL;
     if (cli_load_model("segment", a.model, a.config, &m)) return 1;
+    double load_s = s2_now_s() - t0, t_img = s2_now_s();
     sam2c_image_session *s = NULL;
     cli_dump *dump = a.dump ? cli_dump_new() : NULL;
     s2_image im = {0};
@@ -191,7 +212,9 @@ int cli_segment(int argc, char **argv) {
                           .return_logits = 1};
         rc = sam2c_image_predict(s, &p, &r);
     }
+    double image_s = s2_now_s() - t_img;
     if (rc == 0) rc = write_outputs(&a, &r, &im);
+    if (rc == 0) rc = write_run_info(&a, m, argc, argv, t0, load_s, image_s);
     if (rc == 0 && dump) rc = cli_dump_write(dump, a.dump);
     int exit_code = 0;
     if (rc < 0) exit_code = cli_fail_lib("segment");
