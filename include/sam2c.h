@@ -119,6 +119,75 @@ int sam2c_image_predict(sam2c_image_session *s, const sam2c_prompt *prompt, sam2
 void sam2c_set_num_threads(int n);
 int sam2c_get_num_threads(void);
 
+/* ---- automatic masks ---- */
+/* "Segment everything": official SAM2AutomaticMaskGenerator semantics and defaults.
+ * A grid of single-point prompts over the image (and over crops of it), masks filtered
+ * by predicted IoU and stability, de-duplicated by box NMS. */
+
+/* Progress: called after each batch of points with the points done so far and the
+ * total over all crops; a nonzero return cancels (generate returns SAM2C_ERR_CANCELLED). */
+typedef int (*sam2c_progress_fn)(void *user, int done, int total);
+
+typedef struct sam2c_amg_params {
+    int points_per_side;                /* 32; 0 when point_grids are given */
+    int points_per_batch;               /* 64 prompts decoded together */
+    double pred_iou_thresh;             /* 0.8: keep predicted IoU > this (0 disables) */
+    double stability_score_thresh;      /* 0.95: keep stability >= this (0 disables) */
+    double stability_score_offset;      /* 1.0 */
+    double mask_threshold;              /* 0.0: mask = logit > this */
+    double box_nms_thresh;              /* 0.7: NMS within a crop */
+    int crop_n_layers;                  /* 0: layer i has (2^i)^2 crops */
+    double crop_nms_thresh;             /* 0.7: NMS across crops */
+    double crop_overlap_ratio;          /* 512 / 1500 */
+    int crop_n_points_downscale_factor; /* 1: layer i uses points_per_side / f^i */
+    int n_point_grids;                  /* 0 (None), else >= crop_n_layers + 1 grids */
+    const int *point_grid_sizes;        /* [n_point_grids] points per grid */
+    const double *const *point_grids;   /* [n_point_grids] -> [size, 2] (x, y) in [0, 1];
+                                           copied by sam2c_amg_create */
+    int min_mask_region_area;           /* 0: > 0 fills holes and removes islands of at
+                                           most this area (official: the predictor's
+                                           max_hole_area / max_sprinkle_area, low-res) */
+    int use_m2m;                        /* 0: 1 refines every mask once with itself as
+                                           mask input */
+    int multimask_output;               /* 1: three masks per point */
+    sam2c_progress_fn progress;         /* NULL, or called after each batch */
+    void *progress_user;
+} sam2c_amg_params;
+sam2c_amg_params sam2c_amg_default_params(void);
+
+typedef struct sam2c_amg sam2c_amg;
+/* Checks the parameters (message names the bad one); uses the model read-only.
+ * Caller frees with sam2c_amg_free. */
+int sam2c_amg_create(const sam2c_model *model, const sam2c_amg_params *params, sam2c_amg **out);
+void sam2c_amg_free(sam2c_amg *g);
+
+/* One mask record, as the official generator's dict (output_mode "uncompressed_rle"). */
+typedef struct sam2c_amg_mask {
+    int64_t area;
+    double bbox[4];           /* XYWH with the official inclusive x1 / y1: w = x1 - x0 */
+    double predicted_iou;
+    double point_coords[2];   /* (x, y) image pixels of the prompt */
+    double stability_score;
+    double crop_box[4];       /* XYWH */
+    int height, width;        /* image size */
+    int n_counts;
+    const uint32_t *counts;   /* COCO RLE runs, column-major, first run = background */
+} sam2c_amg_mask;
+
+typedef struct sam2c_amg_result {
+    int n_masks;
+    const sam2c_amg_mask *masks; /* in the official order; borrowed until the next
+                                    generate or free */
+    int width, height;
+} sam2c_amg_result;
+
+/* generate(): rgb is 8-bit RGB, row-major HWC, never retained. */
+int sam2c_amg_generate(sam2c_amg *g, const uint8_t *rgb, int width, int height,
+                       sam2c_amg_result *out);
+/* Decodes a record's RLE into height*width bytes (row-major, 1 = mask). */
+int sam2c_amg_mask_decode(const sam2c_amg_mask *m, uint8_t *out);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -201,10 +201,9 @@ static int postprocess(sam2c_image_session *s, float *low, int planes, int lh, i
     float thr = s->m->cfg.mask_threshold;
     for (int i = 0; i < planes; i++) {
         float *pl = low + (int64_t)i * lh * lw;
-        if (s->max_hole_area > 0)
-            S2_CHECK(s2_fill_small_components(pl, lh, lw, false, thr, (int64_t)s->max_hole_area, thr + 10.0f));
-        if (s->max_sprinkle_area > 0)
-            S2_CHECK(s2_fill_small_components(pl, lh, lw, true, thr, (int64_t)s->max_sprinkle_area, thr - 10.0f));
+        if (s->max_hole_area > 0 || s->max_sprinkle_area > 0)
+            S2_CHECK(s2_fill_holes_and_sprinkles(pl, lh, lw, thr, (int64_t)s->max_hole_area,
+                                                 (int64_t)s->max_sprinkle_area, thr + 10.0f, thr - 10.0f));
     }
     s2_ref_interp_bilinear(out, low, planes, lh, lw, s->orig_h, s->orig_w, false, false);
     return SAM2C_OK;

@@ -2,6 +2,7 @@
 #include "predict/postprocess.h"
 #include "core/s2.h"
 #include <stdlib.h>
+#include <string.h>
 
 /* Labels one component by an explicit stack (no recursion: masks may be huge) and
  * returns its area; pixel indices of the component are left in comp[0..area). */
@@ -23,30 +24,50 @@ static int64_t flood(const uint8_t *in, uint8_t *seen, int h, int w, int64_t sta
     return n;
 }
 
-int s2_fill_small_components(float *plane, int h, int w, bool foreground, float thr,
-                             int64_t max_area, float value) {
+/* Marks (mark[i] = tag) every pixel of the components of `in` with area <= max_area. */
+static void mark_small(const uint8_t *in, uint8_t *seen, uint8_t *mark, int64_t *comp, int h, int w,
+                       int64_t max_area, uint8_t tag) {
     int64_t n = (int64_t)h * w;
-    uint8_t *in = s2_malloc((size_t)n * 2);
-    int64_t *comp = s2_malloc((size_t)n * sizeof *comp);
-    if (!in || !comp) { free(in); free(comp); return SAM2C_ERR_NOMEM; }
-    uint8_t *seen = in + n;
-    for (int64_t i = 0; i < n; i++) {
-        in[i] = (uint8_t)((plane[i] > thr) == foreground);
-        seen[i] = 0;
-    }
-    /* Values are written after each component is measured; `in` keeps the original
-     * classification so later components are unaffected. */
+    memset(seen, 0, (size_t)n);
     for (int64_t i = 0; i < n; i++) {
         if (!in[i] || seen[i]) continue;
         int64_t area = flood(in, seen, h, w, i, comp);
         if (area <= max_area)
-            for (int64_t k = 0; k < area; k++) plane[comp[k]] = value;
+            for (int64_t k = 0; k < area; k++) mark[comp[k]] = tag;
     }
-    free(in);
+}
+
+/* Both classifications are taken from the unmodified logits, as the official code computes
+ * its components on the input masks before either replacement. */
+int s2_fill_holes_and_sprinkles(float *plane, int h, int w, float thr, int64_t max_hole,
+                                int64_t max_sprinkle, float hole_value, float sprinkle_value) {
+    int64_t n = (int64_t)h * w;
+    uint8_t *buf = s2_malloc((size_t)n * 3);
+    int64_t *comp = s2_malloc((size_t)n * sizeof *comp);
+    if (!buf || !comp) { free(buf); free(comp); return SAM2C_ERR_NOMEM; }
+    uint8_t *in = buf, *seen = buf + n, *mark = buf + 2 * n;
+    memset(mark, 0, (size_t)n);
+    if (max_hole > 0) {
+        for (int64_t i = 0; i < n; i++) in[i] = !(plane[i] > thr);
+        mark_small(in, seen, mark, comp, h, w, max_hole, 1);
+    }
+    if (max_sprinkle > 0) {
+        for (int64_t i = 0; i < n; i++) in[i] = plane[i] > thr;
+        mark_small(in, seen, mark, comp, h, w, max_sprinkle, 2);
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (mark[i]) plane[i] = mark[i] == 1 ? hole_value : sprinkle_value;
+    free(buf);
     free(comp);
     return SAM2C_OK;
 }
 
+int s2_fill_small_components(float *plane, int h, int w, bool foreground, float thr,
+                             int64_t max_area, float value) {
+    return foreground ? s2_fill_holes_and_sprinkles(plane, h, w, thr, 0, max_area, 0, value)
+                      : s2_fill_holes_and_sprinkles(plane, h, w, thr, max_area, 0, value, 0);
+}
+
 int s2_fill_holes_in_mask_scores(float *plane, int h, int w, int64_t max_area) {
-    return s2_fill_small_components(plane, h, w, false, 0.0f, max_area, 0.1f);
+    return s2_fill_holes_and_sprinkles(plane, h, w, 0.0f, max_area, 0, 0.1f, 0.0f);
 }
