@@ -187,6 +187,106 @@ int sam2c_amg_generate(sam2c_amg *g, const uint8_t *rgb, int width, int height,
 /* Decodes a record's RLE into height*width bytes (row-major, 1 = mask). */
 int sam2c_amg_mask_decode(const sam2c_amg_mask *m, uint8_t *out);
 
+/* ---- video ---- */
+/* Video tracking: official SAM2VideoPredictor semantics (init_state, add_new_points_or_box,
+ * add_new_mask, clear_all_prompts_in_frame, remove_object, reset_state,
+ * propagate_in_video) over a folder of JPEG frames, a video file or decoded frames.
+ * Coordinates are video pixels (x, y); frame indices count the loaded frames. */
+typedef struct sam2c_video sam2c_video;
+
+/* Polled at every frame boundary; nonzero cancels (SAM2C_ERR_CANCELLED). */
+typedef int (*sam2c_cancel_fn)(void *user);
+
+typedef struct sam2c_video_params {
+    int corrections_as_cond;  /* 1 (sam2c default): clicks on an already tracked frame are
+                                 kept as conditioning frames, so the next propagation
+                                 uses them. 0 = official default
+                                 (add_all_frames_to_correct_as_cond=False): they are stored
+                                 as non-conditioning outputs and overwritten by it. */
+    int fill_hole_area;       /* -1: the model configuration's (official 8); 0: off */
+    int non_overlap_masks;    /* -1: the configuration's (official 0) */
+    int clear_non_cond_mem_around_input; /* -1: the configuration's (official 0) */
+    int max_frames;           /* 0: every frame; else load the first max_frames only */
+    int skip_bad_frames;      /* 0: an unreadable frame fails the open (its name in the
+                                 message); 1: it is left out (sam2c_video_skipped) */
+    sam2c_progress_fn progress; /* NULL, or called as frames are loaded (done, total; total
+                                   0 when unknown) and tracked; nonzero cancels */
+    void *progress_user;
+    sam2c_cancel_fn cancel;   /* NULL, or polled between frames; nonzero cancels */
+    void *cancel_user;
+} sam2c_video_params;
+sam2c_video_params sam2c_video_default_params(void);
+
+/* A session without frames; uses the model read-only. params NULL: the defaults.
+ * Caller frees with sam2c_video_free. */
+int sam2c_video_create(const sam2c_model *model, const sam2c_video_params *params,
+                       sam2c_video **out);
+void sam2c_video_free(sam2c_video *v);
+
+/* Loads the frames (init_state): a folder of .jpg/.jpeg frames sorted by the number in
+ * their name (official order), or a video file any FFmpeg decoder reads (when sam2c is
+ * built with FFmpeg). Frames are resized to the model input as the official loader does
+ * (PIL bicubic). Replaces earlier frames and forgets every object. Errors: a frame that
+ * cannot be read (unless skip_bad_frames), frames of different sizes (named), a file
+ * that is not a video, more frames or pixels than the limits allow. */
+int sam2c_video_open(sam2c_video *v, const char *path);
+/* The same from decoded frames: n pointers to (height, width, 3) RGB, never retained. */
+int sam2c_video_set_frames(sam2c_video *v, int n, const uint8_t *const *rgb, int width,
+                           int height);
+int sam2c_video_num_frames(const sam2c_video *v);
+void sam2c_video_size(const sam2c_video *v, int *width, int *height);
+/* Name of a loaded frame: its file name without extension ("00042") for folders,
+ * "%05d" of its position in the stream for video files. Borrowed until the frames are
+ * replaced; NULL when out of range. */
+const char *sam2c_video_frame_name(const sam2c_video *v, int frame_idx);
+/* Frames left out by skip_bad_frames: "name: reason" for i in [0, count), else NULL. */
+const char *sam2c_video_skipped(const sam2c_video *v, int i);
+
+/* Masks of one frame for every object, in the order objects were first prompted.
+ * Borrowed until the next call on the session. */
+typedef struct sam2c_video_frame {
+    int frame_idx;
+    const char *frame_name;
+    int n_obj;
+    const int *obj_ids;          /* [n_obj] */
+    int width, height;           /* video size */
+    const float *logits;         /* [n_obj, height, width]; > 0 = object */
+    const float *object_scores;  /* [n_obj] object-score logits (> 0: present);
+                                    -1024 for an object without output on this frame */
+} sam2c_video_frame;
+
+/* add_new_points_or_box: points [n_points, 2] + labels [n_points] (1 positive,
+ * 0 negative) and/or box [4] = (x0, y0, x1, y1), on frame_idx for object obj_id (a new
+ * id creates the object). keep_old_points 0 (official clear_old_points=True) replaces
+ * the frame's earlier clicks; a box needs them cleared. out (may be NULL) gets the
+ * frame's masks. */
+int sam2c_video_add_points(sam2c_video *v, int frame_idx, int obj_id, int n_points,
+                           const float *points, const int32_t *labels, const float *box,
+                           int keep_old_points, sam2c_video_frame *out);
+/* add_new_mask: mask [height, width] of any size (nonzero = object), resized to the
+ * model input. */
+int sam2c_video_add_mask(sam2c_video *v, int frame_idx, int obj_id, const uint8_t *mask,
+                         int width, int height, sam2c_video_frame *out);
+/* clear_all_prompts_in_frame; an unknown obj_id is an error. out may be NULL. */
+int sam2c_video_clear_prompts(sam2c_video *v, int frame_idx, int obj_id,
+                              sam2c_video_frame *out);
+/* remove_object; an unknown obj_id is an error when strict, else nothing happens. */
+int sam2c_video_remove_object(sam2c_video *v, int obj_id, int strict);
+/* reset_state: forgets every object, prompt and output (frames stay). */
+void sam2c_video_reset(sam2c_video *v);
+/* Ids of the current objects in prompt order; returns their count (ids may be NULL). */
+int sam2c_video_objects(const sam2c_video *v, int *ids, int max_ids);
+
+/* Called once per tracked frame: 0 goes on, > 0 stops (propagate returns 0), < 0
+ * aborts (propagate returns that status). */
+typedef int (*sam2c_video_frame_fn)(void *user, const sam2c_video_frame *f);
+/* propagate_in_video: from start_frame (-1: the earliest prompted frame) over at most
+ * max_frames further frames (-1: to the end), backwards when reverse. */
+int sam2c_video_propagate(sam2c_video *v, int start_frame, int max_frames, int reverse,
+                          sam2c_video_frame_fn on_frame, void *user);
+/* May be called from another thread: the running (or the next) open / propagate of
+ * this session stops at the next frame boundary with SAM2C_ERR_CANCELLED. */
+void sam2c_video_cancel(sam2c_video *v);
 
 #ifdef __cplusplus
 }
