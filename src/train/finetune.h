@@ -1,0 +1,61 @@
+/* `sam2c finetune`: few-shot fine-tuning of the SAM heads on a folder of images with
+ * masks, the image encoder frozen (its features computed once per image and augmented
+ * copy, then cached), prompts simulated as the official training does (a click or a
+ * noisy box, then corrective clicks), the official loss, AdamW with the YAML's
+ * parameter groups, gradient clipping and a cosine schedule. */
+#ifndef S2_TRAIN_FINETUNE_H
+#define S2_TRAIN_FINETUNE_H
+
+#include "train/train.h"
+#include "train/loss.h"
+#include "train/data.h"
+
+/* What one epoch did (epoch 0: validation of the starting weights only). */
+typedef struct s2_epoch_stats {
+    int epoch, epochs;
+    int n_steps;                 /* optimizer steps this epoch */
+    double train_loss;           /* mean core loss per step (NAN at epoch 0) */
+    s2_loss_parts train_parts;   /* means per step */
+    double train_miou;           /* mean IoU after the last corrective click */
+    double val_loss, val_miou;   /* one centre click per object; NAN without val images */
+    double lr;                   /* learning rate of the epoch's last step */
+    double grad_norm;            /* mean gradient norm before clipping */
+    double seconds;
+} s2_epoch_stats;
+
+typedef struct s2_finetune_params {
+    const char *data_dir;
+    int epochs;                  /* 10 */
+    double lr;                   /* start of the cosine schedule (1e-4) */
+    double lr_end;               /* end (< 0: lr / 10, as the YAML) */
+    double weight_decay;         /* 0.1 (YAML) */
+    double clip;                 /* gradient clipping max norm (0.1, YAML); <= 0 none */
+    int batch;                   /* images per optimizer step (1) */
+    double val_split;            /* fraction of images held out (0.2) */
+    uint64_t seed;
+    int n_correct;               /* corrective clicks per sample (7, as the YAML) */
+    int augment;                 /* augmented copies per training image (3) */
+    int max_objects;             /* objects per image per step (3, max_num_objects) */
+    double prob_box;             /* box instead of click (0.5) */
+    double prob_from_gt;         /* correction sampled from the GT (0.1) */
+    s2_aug_params aug;
+    /* Called after the caching and after every epoch (and with messages while
+     * caching); both may be NULL. The library never prints. */
+    void (*progress)(void *user, const s2_epoch_stats *st);
+    void (*log)(void *user, const char *msg);
+    void *user;
+} s2_finetune_params;
+
+void s2_finetune_default(s2_finetune_params *p);
+
+/* Runs the fine-tuning of model m (read-only) and returns the trained parameter set
+ * (its ->m is a complete model: trained heads, the rest borrowed from m). Caller frees
+ * with s2_trainable_free before freeing m. */
+int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable **out);
+
+/* Writes every weight of t->m (f32) to a safetensors file with the configuration in
+ * the metadata ("sam2c_config", as `sam2c convert`), plus meta_kv pairs. */
+int s2_trainable_save(const s2_trainable *t, const char *path, const char *const *meta_kv,
+                      int n_meta);
+
+#endif

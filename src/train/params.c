@@ -1,0 +1,142 @@
+/* The trainable parameter set: a clone of a model's weight table whose trainable
+ * tensors are private f32 copies, plus one flat gradient buffer laid out like them.
+ * ref: training/optimizer.py construct_optimizer (which parameters get weight decay) */
+#include "train/train.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Which state_dict entries fine-tuning updates (the PE matrix is a buffer). */
+static bool is_trainable(const char *name) {
+    if (strncmp(name, "sam_mask_decoder.", 17) == 0) return true;
+    if (strncmp(name, "sam_prompt_encoder.", 19) == 0)
+        return strstr(name, "positional_encoding_gaussian_matrix") == NULL;
+    return strcmp(name, "no_mem_embed") == 0;
+}
+
+// ref: sam2.1_hiera_b+_MOSE_finetune.yaml optim.options.weight_decay
+bool s2_train_no_decay(const char *name) {
+    if (strstr(name, "bias")) return true;
+    /* torch.nn.LayerNorm modules of SAM 2 are all named norm* (norm1..4,
+     * norm_final_attn, trunk norms); LayerNorm2d sits at numbered Sequential slots. */
+    const char *end = strrchr(name, '.');
+    if (!end || strcmp(end, ".weight") != 0) return false;
+    const char *mod = end;
+    while (mod > name && mod[-1] != '.') mod--;
+    return strncmp(mod, "norm", 4) == 0;
+}
+
+/* Copies the weight table of base into m (names duplicated, data borrowed) and its
+ * lookup table (same names in the same order give the same slots). */
+static int clone_table(const sam2c_model *base, sam2c_model *m) {
+    m->cfg = base->cfg;
+    m->w = s2_calloc((size_t)base->n_w, sizeof *m->w);
+    m->hash = s2_malloc((size_t)base->hash_cap * sizeof(int));
+    if (!m->w || !m->hash) return SAM2C_ERR_NOMEM;
+    m->n_w = base->n_w;
+    m->hash_cap = base->hash_cap;
+    memcpy(m->hash, base->hash, (size_t)base->hash_cap * sizeof(int));
+    for (int i = 0; i < base->n_w; i++) {
+        m->w[i].t = base->w[i].t;
+        if (!(m->w[i].name = s2_strdup(base->w[i].name))) return SAM2C_ERR_NOMEM;
+    }
+    snprintf(m->source_format, sizeof m->source_format, "%s", "trainable");
+    m->src_dtype = S2_F32;
+    return SAM2C_OK;
+}
+
+/* Lays the trainable tensors out in flat buffers (16-float aligned pieces). */
+static int layout_trainable(s2_trainable *t) {
+    const sam2c_model *m = t->m;
+    int n = 0;
+    for (int i = 0; i < m->n_w; i++) n += is_trainable(m->w[i].name);
+    t->idx = s2_calloc((size_t)(n ? n : 1), sizeof(int));
+    t->off = s2_calloc((size_t)(n ? n : 1), sizeof(int64_t));
+    t->grad = s2_calloc((size_t)m->n_w, sizeof(float *));
+    if (!t->idx || !t->off || !t->grad) return SAM2C_ERR_NOMEM;
+    int64_t off = 0;
+    for (int i = 0, k = 0; i < m->n_w; i++) {
+        if (!is_trainable(m->w[i].name)) continue;
+        t->idx[k] = i;
+        t->off[k++] = off;
+        off += (s2_tensor_numel(&m->w[i].t) + 15) & ~(int64_t)15;
+    }
+    t->n_train = n;
+    t->n_flat = off;
+    return SAM2C_OK;
+}
+
+/* Copies the trainable tensors into the clone's own blob and points the table at them. */
+static int own_trainable(s2_trainable *t) {
+    sam2c_model *m = t->m;
+    m->blob = s2_aligned_alloc((size_t)(t->n_flat + 16) * sizeof(float));
+    t->grad_flat = s2_aligned_alloc((size_t)(t->n_flat + 16) * sizeof(float));
+    if (!m->blob || !t->grad_flat) return SAM2C_ERR_NOMEM;
+    memset(t->grad_flat, 0, (size_t)t->n_flat * sizeof(float));
+    for (int k = 0; k < t->n_train; k++) {
+        s2_weight *w = &m->w[t->idx[k]];
+        float *dst = (float *)m->blob + t->off[k];
+        memcpy(dst, w->t.data, (size_t)s2_tensor_numel(&w->t) * sizeof(float));
+        w->t.data = dst;
+        t->grad[t->idx[k]] = t->grad_flat + t->off[k];
+    }
+    return SAM2C_OK;
+}
+
+/* Clone + private copies of the trainable tensors + zeroed gradients. */
+int s2_trainable_create(const sam2c_model *base, s2_trainable **out) {
+    *out = NULL;
+    if (!base || !base->hash) return s2_err(SAM2C_ERR_ARG, "trainable: no model");
+    s2_trainable *t = s2_calloc(1, sizeof *t);
+    if (!t) return SAM2C_ERR_NOMEM;
+    t->base = base;
+    t->m = s2_calloc(1, sizeof *t->m);
+    int rc = t->m ? clone_table(base, t->m) : SAM2C_ERR_NOMEM;
+    if (rc == SAM2C_OK) rc = layout_trainable(t);
+    if (rc == SAM2C_OK) rc = own_trainable(t);
+    if (rc < 0) {
+        s2_trainable_free(t);
+        return rc;
+    }
+    *out = t;
+    return SAM2C_OK;
+}
+
+/* The clone owns names, table and trainable blob; the base model is untouched. */
+void s2_trainable_free(s2_trainable *t) {
+    if (!t) return;
+    sam2c_model_free(t->m); /* frees the names, table, lookup and the trainable blob */
+    free(t->idx);
+    free(t->off);
+    free(t->grad);
+    s2_aligned_free(t->grad_flat);
+    free(t);
+}
+
+/* Gradients accumulate (+=): cleared before every optimizer step. */
+void s2_trainable_zero_grad(s2_trainable *t) {
+    memset(t->grad_flat, 0, (size_t)t->n_flat * sizeof(float));
+}
+
+/* Name -> weight slot (through the clone's lookup) -> gradient buffer. */
+float *s2_grad(const s2_trainable *t, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const s2_tensor *w = s2_w_opt(t->m, "%s", name);
+    ptrdiff_t i = w ? (const s2_weight *)((const char *)w - offsetof(s2_weight, t)) - t->m->w : -1;
+    if (i < 0 || !t->grad[i]) {
+        /* Internal invariant: the training code asks only for trainable names. */
+        fprintf(stderr, "sam2c: internal error: no gradient for weight '%s'\n", name);
+        abort();
+    }
+    return t->grad[i];
+}
+
+/* Tape floats come from the tape context's arena. */
+float *s2_tape_f32(s2_tctx *t, int64_t n) { return s2_scratch_f32(&t->tape, n); }
