@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  eval KIND --gt G --pred P       score masks: images (IoU), coco (AP), video (J&F)\n"
             "  report EVAL.json -o OUT.html    HTML report of an evaluation, for non-experts\n"
             "  finetune -m MODEL --data DIR -o OUT.safetensors  few-shot fine-tuning of the decoder\n"
+            "  synth -o DIR --train N --val M  synthetic inspection images with exact masks (COCO)\n"
             "\nrun 'sam2c <command> --help' for a command's options.\n",
             SAM2C_VERSION);
 }
@@ -94,6 +95,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) { int cli_eval(int, char **); return cli_eval(argc - 1, argv + 1); }
     if (strcmp(cmd, "report") == 0) { int cli_report(int, char **); return cli_report(argc - 1, argv + 1); }
     if (strcmp(cmd, "finetune") == 0) { int cli_finetune(int, char **); return cli_finetune(argc - 1, argv + 1); }
+    if (strcmp(cmd, "synth") == 0) { int cli_synth(int, char **); return cli_synth(argc - 1, argv + 1); }
     fprintf(stderr, "sam2c: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
