@@ -7,11 +7,16 @@ PKGS="build-essential cmake pkg-config git ca-certificates curl
       libdnnl-dev
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
       libmicrohttpd-dev libsqlite3-dev
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev
+      chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js + npm run the browser test of the panel; machines that already have them (for
+# example from another repository) keep their own.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-deps: run as root to install:$missing" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -27,9 +27,8 @@ int s2_server_load_image(void *user, int64_t id, s2_image *out) {
     return rc;
 }
 
-/* A file name safe for JSON, headers and COCO: last path component, no control bytes,
- * no quotes, at most ~200 bytes (cut on a UTF-8 boundary). */
-static void sanitize_name(const char *in, const char *fallback, char *out, size_t cap) {
+/* Cuts at a UTF-8 boundary, so that a name is never a broken sequence. */
+void s2_sanitize_name(const char *in, const char *fallback, char *out, size_t cap) {
     const char *base = in ? in : "";
     for (const char *p = base; *p; p++)
         if (*p == '/' || *p == '\\') base = p + 1;
@@ -79,7 +78,7 @@ void s2_h_images_upload(s2_server *sv, const s2_req *rq, s2_resp *rs) {
     const char *mime = sniff_mime(rq->body, rq->len);
     if (!mime) { s2_resp_error(rs, 415, "the body is not a JPEG or PNG file"); return; }
     char name[256];
-    sanitize_name(s2_req_query(rq, "name"), !strcmp(mime, "image/png") ? "image.png" : "image.jpg", name, sizeof name);
+    s2_sanitize_name(s2_req_query(rq, "name"), !strcmp(mime, "image/png") ? "image.png" : "image.jpg", name, sizeof name);
     s2_image_opts o;
     s2_image_opts_default(&o);
     o.max_pixels = sv->p.max_pixels;
@@ -333,11 +332,13 @@ void s2_h_predict(s2_server *sv, const s2_req *rq, s2_resp *rs) {
     s2_json_free(j);
 }
 
-void s2_write_job(s2_jw *w, const s2_job_info *ji) {
+void s2_write_job(s2_server *sv, s2_jw *w, const s2_job_info *ji) {
+    bool import = !strcmp(ji->kind, "video_import");
     s2_jw_obj_begin(w);
     s2_jw_key(w, "id"); s2_jw_int(w, ji->id);
     s2_jw_key(w, "kind"); s2_jw_str(w, ji->kind);
-    s2_jw_key(w, !strcmp(ji->kind, "encode") ? "image_id" : "video_id"); s2_jw_int(w, ji->ref);
+    s2_jw_key(w, !strcmp(ji->kind, "encode") ? "image_id" : import ? "import_id" : "video_id"); s2_jw_int(w, ji->ref);
+    if (import && ji->state == S2_JOB_DONE) { s2_jw_key(w, "video_id"); s2_jw_int(w, s2_vimport_video(sv, ji->ref)); }
     s2_jw_key(w, "state"); s2_jw_str(w, s2_job_state_name(ji->state));
     s2_jw_key(w, "progress"); s2_jw_num(w, ji->progress);
     s2_jw_key(w, "elapsed_s"); s2_jw_num(w, ji->elapsed_s);
@@ -357,7 +358,7 @@ void s2_h_encode(s2_server *sv, const s2_req *rq, s2_resp *rs) {
     if (rc < 0) { s2_resp_lib_error(rs, rc == SAM2C_ERR_LIMIT ? SAM2C_ERR_NOMEM : rc); return; }
     s2_jw w;
     s2_jw_init(&w);
-    s2_write_job(&w, &ji);
+    s2_write_job(sv, &w, &ji);
     s2_resp_json(rs, ji.state == S2_JOB_DONE ? 200 : 202, &w);
 }
 
@@ -368,7 +369,7 @@ void s2_h_job(s2_server *sv, const s2_req *rq, s2_resp *rs) {
     if (rc < 0) { s2_resp_lib_error(rs, rc); return; }
     s2_jw w;
     s2_jw_init(&w);
-    s2_write_job(&w, &ji);
+    s2_write_job(sv, &w, &ji);
     s2_resp_json(rs, 200, &w);
 }
 

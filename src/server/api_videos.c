@@ -435,7 +435,7 @@ void s2_h_video_propagate(s2_server *sv, const s2_req *rq, s2_resp *rs) {
     if (rc < 0) { s2_resp_lib_error(rs, rc == SAM2C_ERR_LIMIT ? SAM2C_ERR_NOMEM : rc); return; }
     s2_jw w;
     s2_jw_init(&w);
-    s2_write_job(&w, &ji);
+    s2_write_job(sv, &w, &ji);
     s2_resp_json(rs, 202, &w);
 }
 

@@ -24,7 +24,8 @@
     X(VIDEOS_CREATE, "videos_create") X(VIDEO_GET, "video_get")                      \
     X(VIDEO_PROMPT, "video_prompt") X(VIDEO_PROPAGATE, "video_propagate")            \
     X(VIDEO_MASKS, "video_masks") X(VIDEO_ACCEPT, "video_accept")                    \
-    X(VIDEO_RESET, "video_reset") X(OTHER, "other")
+    X(VIDEO_RESET, "video_reset") X(VIDEO_UPLOAD, "video_upload")                   \
+    X(UNAUTHORIZED, "unauthorized") X(OTHER, "other")
 typedef enum {
 #define S2_X_ROUTE(id, name) S2_R_##id,
     S2_ROUTE_MAP(S2_X_ROUTE)
@@ -50,12 +51,13 @@ typedef struct s2_metrics {
 struct s2_server {
     const sam2c_model *m;
     s2_server_params p;
-    char host[64], project[4096];
+    char host[64], project[4096], token[257];
     void *daemon;                        /* struct MHD_Daemon * */
     int port;
     s2_store *store;
     s2_cache *cache;
     struct s2_vslot *vslot;              /* the one video session in memory (api_videos.c) */
+    struct s2_vimports *imports;         /* video file imports (api_video_import.c) */
     s2_metrics met;
     pthread_mutex_t log_mu;
     char mhd_error[256];                 /* last libmicrohttpd message */
@@ -68,6 +70,8 @@ typedef struct s2_req {
     const char *ctype;                   /* Content-Type header or NULL */
     const char *body;                    /* NUL-terminated copy of the body */
     size_t len;
+    const char *body_path;               /* routes that stream to disk: the file holding the
+                                          * body (removed after the handler unless it moved it) */
     int64_t id;                          /* the {id} of the path, when the route has one */
     const char *(*query)(void *conn, const char *key);
     void *conn;
@@ -81,6 +85,7 @@ typedef struct s2_resp {
     const char *ctype;
     char allow[96];                      /* Allow header for 405, or "" */
     char disposition[160];               /* Content-Disposition header, or "" */
+    bool challenge;                      /* 401: add WWW-Authenticate: Bearer */
 } s2_resp;
 
 typedef void (*s2_handler)(s2_server *sv, const s2_req *rq, s2_resp *rs);
@@ -139,8 +144,22 @@ void s2_prompt_in_free(s2_prompt_in *p);
 /* A label people typed: a string of 1..200 bytes without control characters. NULL
  * when fine, else the reason. */
 const char *s2_check_label(const s2_json *v);
-/* Writes a job record. */
-void s2_write_job(s2_jw *w, const s2_job_info *ji);
+/* Writes a job record (a finished video import also names its video). */
+void s2_write_job(s2_server *sv, s2_jw *w, const s2_job_info *ji);
+/* A file name safe for JSON, headers and COCO: the last path component without control
+ * bytes or quotes, at most ~200 bytes; `fallback` when nothing is left. */
+void s2_sanitize_name(const char *in, const char *fallback, char *out, size_t cap);
+
+/* Video file imports (api_video_import.c): POST /api/videos/upload streams the file to
+ * PROJECT/uploads, a background job splits it into frames (PNG images) and makes them a
+ * video of the project. */
+void s2_h_videos_upload(s2_server *sv, const s2_req *rq, s2_resp *rs);
+int s2_vimports_create(const char *project, struct s2_vimports **out);
+void s2_vimports_free(struct s2_vimports *im);
+/* The video made by finished import `ref`, or 0. */
+int64_t s2_vimport_video(s2_server *sv, int64_t ref);
+/* A fresh temporary file under PROJECT/uploads (path[4096]); returns its fd or < 0. */
+int s2_upload_tmpfile(s2_server *sv, char *path);
 /* Writes {"size": [h, w], "counts": "..."}, area and bbox of a binary mask's RLE. */
 int s2_write_mask_rle(s2_jw *w, const uint8_t *mask, int h, int wd);
 

@@ -15,6 +15,7 @@ void s2_server_default_params(s2_server_params *p) {
     p->port = 8080;
     p->max_sessions = 4;
     p->max_image_bytes = (size_t)64 << 20;
+    p->max_video_bytes = (size_t)2 << 30;
     p->max_json_bytes = (size_t)8 << 20;
     p->max_json_depth = 32;
     p->max_points = 64;
@@ -28,6 +29,7 @@ void s2_server_default_params(s2_server_params *p) {
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- responses ---- */
 
@@ -281,14 +283,15 @@ typedef struct route_def {
     const char *method;
     s2_route id;
     s2_handler fn;
-    size_t body_limit;   /* 0: JSON limit; 1: image limit */
+    int body_kind;       /* BODY_JSON, BODY_IMAGE (image limit), BODY_FILE (streamed to disk) */
 } route_def;
+enum { BODY_JSON, BODY_IMAGE, BODY_FILE };
 
 static const route_def k_routes[] = {
     {"/healthz", "GET", S2_R_HEALTH, h_health, 0},
     {"/metrics", "GET", S2_R_METRICS, h_metrics, 0},
     {"/api/images", "GET", S2_R_IMAGES_LIST, s2_h_images_list, 0},
-    {"/api/images", "POST", S2_R_IMAGES_UPLOAD, s2_h_images_upload, 1},
+    {"/api/images", "POST", S2_R_IMAGES_UPLOAD, s2_h_images_upload, BODY_IMAGE},
     {"/api/images/{id}", "GET", S2_R_IMAGE_GET, s2_h_image_get, 0},
     {"/api/images/{id}/predict", "POST", S2_R_PREDICT, s2_h_predict, 0},
     {"/api/images/{id}/encode", "POST", S2_R_ENCODE, s2_h_encode, 0},
@@ -302,6 +305,7 @@ static const route_def k_routes[] = {
     {"/api/jobs/{id}", "GET", S2_R_JOB, s2_h_job, 0},
     {"/api/videos", "GET", S2_R_VIDEOS_LIST, s2_h_videos_list, 0},
     {"/api/videos", "POST", S2_R_VIDEOS_CREATE, s2_h_videos_create, 0},
+    {"/api/videos/upload", "POST", S2_R_VIDEO_UPLOAD, s2_h_videos_upload, BODY_FILE},
     {"/api/videos/{id}", "GET", S2_R_VIDEO_GET, s2_h_video_get, 0},
     {"/api/videos/{id}/prompt", "POST", S2_R_VIDEO_PROMPT, s2_h_video_prompt, 0},
     {"/api/videos/{id}/propagate", "POST", S2_R_VIDEO_PROPAGATE, s2_h_video_propagate, 0},
@@ -375,7 +379,9 @@ static const route_def *find_route(const char *method, const char *url, int64_t 
 typedef struct conn_ctx {
     char *buf;
     size_t len, cap, limit, discarded;
-    bool too_big, oom;
+    bool too_big, oom, answered;
+    int fd;                  /* BODY_FILE routes: the body's temporary file, else -1 */
+    char path[4096];
     double t0;
 } conn_ctx;
 
@@ -400,6 +406,7 @@ static enum MHD_Result send_resp(s2_server *sv, struct MHD_Connection *c, const 
         MHD_add_response_header(resp, "Content-Security-Policy",
                                 "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'");
     if (rs->allow[0]) MHD_add_response_header(resp, "Allow", rs->allow);
+    if (rs->challenge) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"sam2c\"");
     if (rs->disposition[0]) MHD_add_response_header(resp, "Content-Disposition", rs->disposition);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)rs->status, resp);
     MHD_destroy_response(resp);
@@ -415,38 +422,97 @@ static enum MHD_Result send_resp(s2_server *sv, struct MHD_Connection *c, const 
     return ok;
 }
 
-/* Body limit of a request, by route (unknown routes get the JSON limit). */
-static size_t body_limit(s2_server *sv, const char *method, const char *url) {
+/* How a request's body is taken, by route (unknown routes: as JSON). */
+static int body_kind(const char *method, const char *url) {
     char seg[32];
     for (int i = 0; i < N_ROUTES; i++)
-        if (k_routes[i].body_limit && !strcmp(k_routes[i].method, method) && match(k_routes[i].pattern, url, seg, sizeof seg))
-            return sv->p.max_image_bytes;
-    return sv->p.max_json_bytes;
+        if (k_routes[i].body_kind && !strcmp(k_routes[i].method, method) && match(k_routes[i].pattern, url, seg, sizeof seg))
+            return k_routes[i].body_kind;
+    return BODY_JSON;
 }
 
-/* First call of a request: sets up the body buffer; refuses a declared oversize body. */
+bool s2_server_host_is_loopback(const char *host) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (host && inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return host && inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* The panel's own files (index, script, style) are public: a browser cannot send the
+ * token when it navigates. Everything else needs it. */
+static bool is_public(const char *method, const char *url) {
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) return false;
+    if (!strcmp(url, "/")) return true;
+    for (int i = 0; i < s2_web_n_assets; i++)
+        if (!strcmp(s2_web_assets[i].path, url)) return true;
+    return false;
+}
+
+/* "Authorization: Bearer TOKEN" matches the server's token (compared in constant time). */
+static bool authorized(s2_server *sv, struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    size_t n = strlen(h), t = strlen(sv->token);
+    unsigned diff = n != t;
+    for (size_t i = 0; i < t; i++) diff |= (unsigned char)sv->token[i] ^ (unsigned char)(i < n ? h[i] : 0);
+    return diff == 0;
+}
+
+/* First call of a request: checks the token, sets up the body buffer (or file); refuses
+ * a declared oversize body before reading it. */
 static enum MHD_Result begin_request(s2_server *sv, struct MHD_Connection *c, const char *url, const char *method,
                                      void **con_cls) {
     conn_ctx *cc = calloc(1, sizeof *cc);
     if (!cc) return MHD_NO;
     cc->t0 = s2_now_s();
-    cc->limit = body_limit(sv, method, url);
+    cc->fd = -1;
+    int kind = body_kind(method, url);
+    cc->limit = kind == BODY_FILE ? sv->p.max_video_bytes : kind == BODY_IMAGE ? sv->p.max_image_bytes : sv->p.max_json_bytes;
     *con_cls = cc;
+    s2_resp rs = {0};
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
-        char *end;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (end != cl && n > cc->limit) {
-            s2_resp rs = {0};
-            s2_resp_error(&rs, 413, "body of %llu bytes is over the limit of %zu bytes", n, cc->limit);
-            return send_resp(sv, c, method, url, S2_R_OTHER, &rs, cc);
-        }
+    char *end = NULL;
+    unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+    if (sv->token[0] && !is_public(method, url) && !authorized(sv, c)) {
+        s2_resp_error(&rs, 401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'");
+        rs.challenge = true;
+        cc->answered = true;
+        return send_resp(sv, c, method, url, S2_R_UNAUTHORIZED, &rs, cc);
     }
+    if (cl && end != cl && n > cc->limit) {
+        s2_resp_error(&rs, 413, "body of %llu bytes is over the limit of %zu bytes", n, cc->limit);
+        cc->answered = true;
+        return send_resp(sv, c, method, url, S2_R_OTHER, &rs, cc);
+    }
+    if (kind == BODY_FILE && (cc->fd = s2_upload_tmpfile(sv, cc->path)) < 0) {
+        s2_resp_error(&rs, 500, "%s", sam2c_last_error());
+        cc->answered = true;
+        return send_resp(sv, c, method, url, S2_R_OTHER, &rs, cc);
+    }
+    return MHD_YES;
+}
+
+/* Writes upload data to the body's file (BODY_FILE routes). */
+static enum MHD_Result take_file(conn_ctx *cc, const char *data, size_t n) {
+    if (cc->len + n > cc->limit) cc->too_big = true;
+    if (cc->too_big) {
+        cc->discarded += n;
+        return cc->discarded > ((size_t)64 << 20) ? MHD_NO : MHD_YES;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t k = write(cc->fd, data + off, n - off);
+        if (k <= 0) { cc->oom = true; return MHD_NO; }
+        off += (size_t)k;
+    }
+    cc->len += n;
     return MHD_YES;
 }
 
 /* Appends upload data, or discards it once over the limit (the answer is 413 then). */
 static enum MHD_Result take_body(conn_ctx *cc, const char *data, size_t n) {
+    if (cc->fd >= 0) return take_file(cc, data, n);
     if (!cc->too_big && cc->len + n > cc->limit) {
         cc->too_big = true;
         cc->discarded += cc->len;
@@ -478,6 +544,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     s2_server *sv = cls;
     conn_ctx *cc = *con_cls;
     if (!cc) return begin_request(sv, c, url, method, con_cls);
+    if (cc->answered) { *upload_size = 0; return MHD_YES; }
     if (*upload_size) {
         enum MHD_Result r = take_body(cc, upload, *upload_size);
         *upload_size = 0;
@@ -494,8 +561,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rd) {
         s2_req rq = {.method = !strcmp(method, "HEAD") ? "GET" : method, .url = url,
                      .ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
-                     .body = cc->buf ? cc->buf : "", .len = cc->len, .id = id, .query = mhd_query, .conn = c};
+                     .body = cc->buf ? cc->buf : "", .len = cc->len, .id = id, .query = mhd_query, .conn = c,
+                     .body_path = cc->fd >= 0 ? cc->path : NULL};
+        if (cc->fd >= 0) { close(cc->fd); cc->fd = -1; }
         rd->fn(sv, &rq, &rs);
+        if (cc->path[0]) { unlink(cc->path); cc->path[0] = 0; } /* fails when the handler kept it */
     } else if (!rs.status) {
         s2_req rq = {.method = "GET", .url = url, .body = "", .query = mhd_query, .conn = c};
         h_static(sv, &rq, &rs);
@@ -509,6 +579,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)cls; (void)c; (void)t;
     conn_ctx *cc = *con_cls;
     if (cc) {
+        if (cc->fd >= 0) close(cc->fd);
+        if (cc->path[0]) unlink(cc->path); /* gone already when the handler kept it */
         free(cc->buf);
         free(cc);
     }
@@ -556,6 +628,16 @@ static int check_params(const s2_server_params *p) {
         p->max_connections < 1 || p->max_image_bytes < 1024 || p->max_json_bytes < 1024 || p->max_pixels < 1)
         return s2_err(SAM2C_ERR_ARG, "server: a limit is out of range");
     if (!p->host || strlen(p->host) >= 64) return s2_err(SAM2C_ERR_ARG, "server: bad host");
+    if (p->max_video_bytes < 1024) return s2_err(SAM2C_ERR_ARG, "server: the video upload limit is out of range");
+    if (p->token && *p->token) {
+        size_t n = strlen(p->token);
+        bool ok = n >= 8 && n <= 256;
+        for (size_t i = 0; ok && i < n; i++) ok = p->token[i] > 0x20 && p->token[i] < 0x7f;
+        if (!ok) return s2_err(SAM2C_ERR_ARG, "server: the token must be 8 to 256 visible ASCII characters");
+    } else if (!s2_server_host_is_loopback(p->host))
+        return s2_err(SAM2C_ERR_ARG,
+                      "server: listening on %s would expose the project to the network without a login; "
+                      "give a token (--token TOKEN or SAM2C_TOKEN), or bind 127.0.0.1", p->host);
     return SAM2C_OK;
 }
 
@@ -563,6 +645,7 @@ static int check_params(const s2_server_params *p) {
 static int open_parts(s2_server *sv) {
     S2_CHECK(s2_store_open(sv->project, &sv->store));
     S2_CHECK(s2_vslot_create(&sv->vslot));
+    S2_CHECK(s2_vimports_create(sv->project, &sv->imports));
     return s2_cache_create(sv->m, sv->p.max_sessions, s2_server_load_image, sv, &sv->cache);
 }
 
@@ -579,6 +662,8 @@ int s2_server_start(const sam2c_model *m, const s2_server_params *p, s2_server *
     sv->p = *p;
     snprintf(sv->host, sizeof sv->host, "%s", p->host);
     snprintf(sv->project, sizeof sv->project, "%s", p->project_dir);
+    snprintf(sv->token, sizeof sv->token, "%s", p->token ? p->token : "");
+    sv->p.token = sv->token;
     sv->p.host = sv->host;
     sv->p.project_dir = sv->project;
     pthread_mutex_init(&sv->met.mu, NULL);
@@ -618,6 +703,7 @@ void s2_server_stop(s2_server *sv) {
     if (sv->daemon) MHD_stop_daemon(sv->daemon);
     s2_cache_free(sv->cache);  /* joins the worker, which may be running a propagation */
     s2_vslot_free(sv->vslot);
+    s2_vimports_free(sv->imports);
     s2_store_close(sv->store);
     pthread_mutex_destroy(&sv->met.mu);
     pthread_mutex_destroy(&sv->log_mu);
@@ -632,6 +718,7 @@ int s2_server_start(const sam2c_model *m, const s2_server_params *p, s2_server *
     return s2_err(SAM2C_ERR_UNSUPPORTED, "server: built without libmicrohttpd and SQLite");
 }
 int s2_server_port(const s2_server *sv) { (void)sv; return 0; }
+bool s2_server_host_is_loopback(const char *host) { return host && (!strncmp(host, "127.", 4) || !strcmp(host, "::1")); }
 void s2_server_stop(s2_server *sv) { (void)sv; }
 
 #endif

@@ -7,6 +7,7 @@
 #define S2_SERVER_H
 
 #include "sam2c.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,10 +18,14 @@ typedef void (*s2_server_log_fn)(void *user, const char *line);
 
 typedef struct s2_server_params {
     const char *host;          /* numeric IPv4/IPv6 address to bind; default "127.0.0.1" */
+    const char *token;         /* when set, every request but the panel's own files must send
+                                * "Authorization: Bearer TOKEN" (8..256 visible ASCII bytes);
+                                * required when host is not a loopback address */
     int port;                  /* default 8080; 0 = any free port (see s2_server_port) */
     const char *project_dir;   /* required: the project folder (created if missing) */
     int max_sessions;          /* encoded images kept in memory; default 4 */
-    size_t max_image_bytes;    /* upload body limit; default 64 MiB */
+    size_t max_image_bytes;    /* image upload body limit; default 64 MiB */
+    size_t max_video_bytes;    /* video file upload limit (streamed to disk); default 2 GiB */
     size_t max_json_bytes;     /* JSON body limit; default 8 MiB */
     int max_json_depth;        /* default 32 */
     int max_points;            /* points per prediction; default 64 */
@@ -31,6 +36,9 @@ typedef struct s2_server_params {
     void *log_user;
 } s2_server_params;
 void s2_server_default_params(s2_server_params *p);
+
+/* True for 127.0.0.0/8 and ::1 (the addresses that need no token). */
+bool s2_server_host_is_loopback(const char *host);
 
 /* Opens the project, starts listening and returns at once (requests are served on the
  * server's own threads). The model must outlive the server. Caller stops with

@@ -25,6 +25,8 @@ const I18N = {
     track_saved: 'Saved track {track} ({label}) on {n} frame(s).', video_created: 'Created the video {name} ({n} frames).',
     tracks_reset: 'All tracks of this video were cleared.',
     lang: '\u65e5\u672c\u8a9e',
+    token_prompt: 'This server needs its access token (given to sam2c serve with --token):',
+    importing: 'Splitting {name} into frames\u2026', import_queued: 'Waiting to split {name}\u2026',
   },
   ja: {
     upload: '\u30a2\u30c3\u30d7\u30ed\u30fc\u30c9', prev: '\u25c0 \u524d\u3078', next: '\u6b21\u3078 \u25b6',
@@ -63,6 +65,9 @@ const I18N = {
     video_created: '\u52d5\u753b {name}\uff08{n} \u30d5\u30ec\u30fc\u30e0\uff09\u3092\u4f5c\u6210\u3057\u307e\u3057\u305f\u3002',
     tracks_reset: '\u3053\u306e\u52d5\u753b\u306e\u30c8\u30e9\u30c3\u30af\u3092\u3059\u3079\u3066\u6d88\u53bb\u3057\u307e\u3057\u305f\u3002',
     lang: 'English',
+    token_prompt: '\u3053\u306e\u30b5\u30fc\u30d0\u30fc\u306e\u30a2\u30af\u30bb\u30b9\u30c8\u30fc\u30af\u30f3\u3092\u5165\u529b\u3057\u3066\u304f\u3060\u3055\u3044\uff08sam2c serve --token\uff09:',
+    importing: '{name} \u3092\u30d5\u30ec\u30fc\u30e0\u306b\u5206\u5272\u4e2d\u2026',
+    import_queued: '{name} \u306e\u5206\u5272\u5f85\u3061\u2026',
   },
 };
 
@@ -106,19 +111,7 @@ function setStatus(msg, isError) {
   $('status').classList.toggle('error', !!isError);
 }
 
-// ---------- API ----------
-async function api(method, path, body, headers) {
-  const opts = { method, headers: headers || {} };
-  if (body !== undefined) {
-    if (body instanceof Blob) opts.body = body;
-    else { opts.body = JSON.stringify(body); opts.headers['Content-Type'] = 'application/json'; }
-  }
-  const r = await fetch(path, opts);
-  let data = null;
-  try { data = await r.json(); } catch (e) { data = null; }
-  if (!r.ok) throw new Error((data && data.error) || (r.status + ' ' + r.statusText));
-  return data;
-}
+// ---------- API: api.js ----------
 
 // ---------- COCO RLE ----------
 // pycocotools rleFrString: the compressed counts string to run lengths.
@@ -498,9 +491,11 @@ async function openImage(index) {
   $('position').textContent = (index + 1) + ' / ' + state.images.length;
   $('image-name').textContent = meta.name;
   $('image-name').title = meta.name;
-  el.addEventListener('load', () => { if (state.image === im) draw(); });
-  el.src = '/api/images/' + meta.id;
+  el.addEventListener('load', () => { URL.revokeObjectURL(el.src); if (state.image === im) draw(); });
   try {
+    const url = await blobUrl('/api/images/' + meta.id);
+    if (state.image !== im) { URL.revokeObjectURL(url); return; }
+    el.src = url;
     if (state.video) await refreshVideoMasks();
     else {
       const job = await api('POST', '/api/images/' + meta.id + '/encode');
@@ -528,7 +523,37 @@ async function loadImages(selectId) {
   await openImage(k);
 }
 
+const VIDEO_FILE = /\.(mp4|m4v|mov|mkv|webm|avi|mpg|mpeg|ogv|3gp)$/i;
+function isVideoFile(f) { return (f.type || '').startsWith('video/') || VIDEO_FILE.test(f.name); }
+
+// A video file: the server splits it into frames (a job); then it opens as a video.
+async function uploadVideoFile(f) {
+  setStatus(t('uploading', { i: 1, n: 1 }));
+  try {
+    const job = await api('POST', '/api/videos/upload?name=' + encodeURIComponent(f.name), f,
+      { 'Content-Type': f.type || 'application/octet-stream' });
+    let j = job;
+    while (j.state !== 'done' && j.state !== 'failed') {
+      showProgress(j.progress, t(j.state === 'queued' ? 'import_queued' : 'importing', { name: f.name }) +
+        ' ' + Math.round(100 * j.progress) + '%');
+      await new Promise((r) => setTimeout(r, 300));
+      j = await api('GET', '/api/jobs/' + job.id);
+    }
+    showProgress(null);
+    if (j.state === 'failed') { setStatus(f.name + ': ' + j.error, true); return; }
+    await loadImages();
+    await loadVideos();
+    await selectVideo(j.video_id);
+    const v = state.videos.find((x) => x.id === j.video_id);
+    if (v) setStatus(t('video_created', { name: v.name, n: v.n_frames }));
+  } catch (e) { showProgress(null); setStatus(f.name + ': ' + e.message, true); }
+}
+
 async function upload(files) {
+  const videos = files.filter(isVideoFile);
+  files = files.filter((f) => !isVideoFile(f));
+  for (const f of videos) await uploadVideoFile(f);
+  if (!files.length) return;
   const asVideo = $('as-video').checked;
   if (asVideo) files.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
   let first = null, n = 0;
@@ -736,6 +761,8 @@ function init() {
   $('accept').addEventListener('click', acceptMask);
   $('undo').addEventListener('click', undo);
   $('clear').addEventListener('click', clearPrompt);
+  $('export-coco').addEventListener('click', (e) => { e.preventDefault(); download('/api/export?format=coco', 'instances.json'); });
+  $('export-png').addEventListener('click', (e) => { e.preventDefault(); download('/api/export?format=png&archive=tar', 'masks.tar'); });
   $('upload').addEventListener('change', (e) => { upload(Array.from(e.target.files)); e.target.value = ''; });
   $('video-select').addEventListener('change', (e) => {
     selectVideo(Number(e.target.value) || 0).catch((err) => setStatus(t('error') + ': ' + err.message, true));
