@@ -21,4 +21,6 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   (cd build-asan && ctest --output-on-failure -j1 -LE slow)
+  echo "== sam2c threads under ThreadSanitizer =="
+  bash scripts/tsan.sh
 fi

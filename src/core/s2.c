@@ -1,6 +1,7 @@
 /* Core: thread-local error messages, checked allocation, arenas, file helpers. */
 #include "core/s2.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,16 +53,27 @@ int s2_err_prefix(int status, const char *fmt, ...) {
     return status;
 }
 
-static int g_threads;
+/* The user's thread count. libgomp keeps the OpenMP team size per pthread, so setting it
+ * once is not enough for sessions driven from other threads (server workers): every entry
+ * point applies it to its own thread with s2_threads_apply(). */
+static atomic_int g_threads;
+
 void sam2c_set_num_threads(int n) {
-    g_threads = n > 0 ? n : 0;
+    atomic_store(&g_threads, n > 0 ? n : 0);
+    s2_threads_apply();
+}
+
+void s2_threads_apply(void) {
 #ifdef _OPENMP
-    omp_set_num_threads(n > 0 ? n : omp_get_num_procs());
+    int n = atomic_load(&g_threads);
+    if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
 #endif
 }
+
 int sam2c_get_num_threads(void) {
 #ifdef _OPENMP
-    return g_threads > 0 ? g_threads : omp_get_max_threads();
+    int n = atomic_load(&g_threads);
+    return n > 0 ? n : omp_get_max_threads();
 #else
     return 1;
 #endif

@@ -69,6 +69,8 @@ int s2_map_file(const char *path, s2_mapped *m);
 void s2_unmap_file(s2_mapped *m);
 
 double s2_now_s(void); /* monotonic seconds */
+/* Applies sam2c_set_num_threads() to the calling thread (OpenMP team size is per thread). */
+void s2_threads_apply(void);
 
 #define S2_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define S2_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -574,6 +574,7 @@ static int run_all(sam2c_amg *g, const uint8_t *rgb, sam2c_amg_result *out) {
 }
 
 int sam2c_amg_generate(sam2c_amg *g, const uint8_t *rgb, int w, int h, sam2c_amg_result *out) {
+    s2_threads_apply();
     if (!g || !out) return s2_err(SAM2C_ERR_ARG, "automatic masks: NULL generator or result");
     memset(out, 0, sizeof *out);
     if (!rgb || w <= 0 || h <= 0) return s2_err(SAM2C_ERR_ARG, "automatic masks: empty image");

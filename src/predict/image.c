@@ -84,6 +84,7 @@ void s2_image_session_set_postprocess(sam2c_image_session *s, float hole, float 
 /* ref: SAM2ImagePredictor.set_image: transforms, forward_image,
  * _prepare_backbone_features, and no_mem_embed added to the lowest-resolution map. */
 int sam2c_image_set_rgb(sam2c_image_session *s, const uint8_t *rgb, int w, int h) {
+    s2_threads_apply();
     if (!rgb || w <= 0 || h <= 0) return s2_err(SAM2C_ERR_ARG, "set_image: empty image");
     if ((int64_t)w * h > s->max_pixels)
         return s2_err(SAM2C_ERR_LIMIT, "image of %d x %d = %lld pixels exceeds the limit of %lld",
@@ -233,6 +234,7 @@ static void dump_returned(sam2c_image_session *s, const char *name, const float 
 }
 
 int sam2c_image_predict(sam2c_image_session *s, const sam2c_prompt *p, sam2c_masks *out) {
+    s2_threads_apply();
     memset(out, 0, sizeof *out);
     int side = 4 * s2_cfg_feat_side(&s->m->cfg);
     S2_CHECK(check_prompt(s, p, side));

@@ -351,6 +351,7 @@ static int add_result(sam2c_video *v, int rc, const s2_video_masks *m, sam2c_vid
 // ref: sam2/sam2_video_predictor.py SAM2VideoPredictor.add_new_points_or_box
 int sam2c_video_add_points(sam2c_video *v, int frame_idx, int obj_id, int n_points, const float *points,
                            const int32_t *labels, const float *box, int keep_old_points, sam2c_video_frame *out) {
+    s2_threads_apply();
     S2_CHECK(check_add(v, obj_id, "add points"));
     if (n_points < 0) return s2_err(SAM2C_ERR_ARG, "add points: %d points", n_points);
     S2_CHECK(s2_limit_check(&v->lim, S2_LIMIT_max_points, n_points, "add points"));
@@ -363,6 +364,7 @@ int sam2c_video_add_points(sam2c_video *v, int frame_idx, int obj_id, int n_poin
 // ref: sam2/sam2_video_predictor.py SAM2VideoPredictor.add_new_mask
 int sam2c_video_add_mask(sam2c_video *v, int frame_idx, int obj_id, const uint8_t *mask, int width, int height,
                          sam2c_video_frame *out) {
+    s2_threads_apply();
     S2_CHECK(check_add(v, obj_id, "add mask"));
     if (width > 0 && height > 0)
         S2_CHECK(s2_limit_check(&v->lim, S2_LIMIT_max_pixels, (int64_t)width * height, "add mask"));
@@ -448,6 +450,7 @@ static int prop_frame(void *user, const s2_video_masks *m) {
 // ref: sam2/sam2_video_predictor.py SAM2VideoPredictor.propagate_in_video
 int sam2c_video_propagate(sam2c_video *v, int start_frame, int max_frames, int reverse, sam2c_video_frame_fn on_frame,
                           void *user) {
+    s2_threads_apply();
     if (!v) return s2_err(SAM2C_ERR_ARG, "propagate: no session");
     const int nf = s2_video_num_frames(v->vid);
     if (nf > 0 && (start_frame < -1 || start_frame >= nf))
