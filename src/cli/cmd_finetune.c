@@ -4,6 +4,8 @@
 #include "cli/cli.h"
 #include "model/model.h"
 #include "train/finetune.h"
+#include "train/curves.h"
+#include "io/json.h"
 
 #include <math.h>
 #include <omp.h>
@@ -17,12 +19,26 @@ int cli_finetune(int argc, char **argv);
 /* Usage text with the defaults and what is trained. */
 static void ft_usage(FILE *f) {
     fprintf(f,
-            "usage: sam2c finetune -m MODEL --data DIR -o OUT.safetensors [--epochs N] [--lr X]\n"
-            "                      [--batch N] [--val-split F] [--seed S] [--corrections N]\n"
-            "                      [--augment N] [--max-objects N] [--weight-decay X] [--clip X]\n"
-            "                      [--config FILE] [--threads N]\n"
-            "DIR holds images and either annotations.json (COCO: RLE or polygons) or\n"
-            "masks/<image-stem>/<k>.png (non-zero = object). The image encoder is frozen (its\n"
+            "usage: sam2c finetune -m MODEL --train DIR --val DIR -o OUT.safetensors [--epochs N]\n"
+            "                      [--lora R] [--resume] [--report FILE.json]\n"
+            "   or: sam2c finetune -m MODEL --data DIR [--val-split F] -o OUT.safetensors ...\n"
+            "options: [--lr X] [--batch N] [--seed S] [--corrections N] [--augment N]\n"
+            "         [--max-objects N] [--weight-decay X] [--clip X] [--config FILE]\n"
+            "         [--threads N] [--checkpoint FILE] [--plot FILE.png]\n"
+            "         [--focal-weight X] [--dice-weight X] (loss weights, YAML 20 and 1)\n"
+            "         [--prob-box P] (box instead of click as first prompt, 0.5)\n"
+            "         [--random ARCH] (random weights of an architecture, as sam2c bench, for\n"
+            "         timing, instead of -m)\n"
+            "Each DIR holds images and either annotations.json (COCO: RLE or polygons) or\n"
+            "masks/<image-stem>/<k>.png (non-zero = object); without --val, --val-split of the\n"
+            "--data images are held out. Each epoch prints the losses and the validation mIoU\n"
+            "(one centre click per object), writes the checkpoint (default OUT.ckpt: trained\n"
+            "weights + AdamW moments + history; --resume continues after its last epoch) and\n"
+            "the curves PNG (default OUT.curves.png). --report writes val_miou_before,\n"
+            "val_miou_after, epochs, seconds and the per-epoch history as JSON.\n"
+            "--epochs 0 only measures the validation mIoU of MODEL.\n"
+            "--lora R (LoRA on the encoder's attention) is not supported yet.\n"
+            "The image encoder is frozen (its\n"
             "features are computed once per image and augmented copy); the prompt encoder, mask\n"
             "decoder (conv_s0/conv_s1 included) and no_mem_embed are trained with the official\n"
             "loss (focal x20 + dice + IoU L1 + object BCE), simulated clicks / boxes and\n"
@@ -42,9 +58,10 @@ static bool parse_double(const char *s, double *out) {
 }
 
 typedef struct ft_args {
-    const char *model, *config, *out;
+    const char *model, *config, *out, *report, *plot, *ckpt, *random;
     long threads;
     s2_finetune_params p;
+    char ckpt_buf[1024], plot_buf[1024];
 } ft_args;
 
 /* Reads the integer option at argv[*i + 1] into *out within [lo, hi]. */
@@ -65,6 +82,17 @@ static int num_opt(int argc, char **argv, int *i, double lo, double hi, double *
     return 0;
 }
 
+/* OUT without a ".safetensors" ending, plus ext (NULL when too long). */
+static const char *derived_path(char *buf, size_t n, const char *out, const char *ext) {
+    size_t len = strlen(out), sl = strlen(".safetensors");
+    if (len > sl && !strcmp(out + len - sl, ".safetensors")) len -= sl;
+    size_t le = strlen(ext);
+    if (len + le + 1 > n) return NULL;
+    memcpy(buf, out, len);
+    memcpy(buf + len, ext, le + 1);
+    return buf;
+}
+
 /* Options into the fine-tuning parameters; -1 after --help. */
 static int parse_args(int argc, char **argv, ft_args *a) {
     s2_finetune_default(&a->p);
@@ -73,10 +101,17 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         long v = 0;
         int rc = 0;
         if ((!strcmp(o, "-m") || !strcmp(o, "--model")) && i + 1 < argc) a->model = argv[++i];
-        else if (!strcmp(o, "--data") && i + 1 < argc) a->p.data_dir = argv[++i];
+        else if ((!strcmp(o, "--data") || !strcmp(o, "--train")) && i + 1 < argc) a->p.data_dir = argv[++i];
+        else if (!strcmp(o, "--val") && i + 1 < argc) a->p.val_dir = argv[++i];
+        else if (!strcmp(o, "--random") && i + 1 < argc) a->random = argv[++i];
+        else if (!strcmp(o, "--report") && i + 1 < argc) a->report = argv[++i];
+        else if (!strcmp(o, "--plot") && i + 1 < argc) a->plot = argv[++i];
+        else if (!strcmp(o, "--checkpoint") && i + 1 < argc) a->ckpt = argv[++i];
+        else if (!strcmp(o, "--resume")) a->p.resume = true;
+        else if (!strcmp(o, "--lora")) { rc = int_opt(argc, argv, &i, 1, 4096, &v); a->p.lora = (int)v; }
         else if ((!strcmp(o, "-o") || !strcmp(o, "--out")) && i + 1 < argc) a->out = argv[++i];
         else if (!strcmp(o, "--config") && i + 1 < argc) a->config = argv[++i];
-        else if (!strcmp(o, "--epochs")) { rc = int_opt(argc, argv, &i, 1, 100000, &v); a->p.epochs = (int)v; }
+        else if (!strcmp(o, "--epochs")) { rc = int_opt(argc, argv, &i, 0, 100000, &v); a->p.epochs = (int)v; }
         else if (!strcmp(o, "--batch")) { rc = int_opt(argc, argv, &i, 1, 4096, &v); a->p.batch = (int)v; }
         else if (!strcmp(o, "--corrections")) { rc = int_opt(argc, argv, &i, 0, 64, &v); a->p.n_correct = (int)v; }
         else if (!strcmp(o, "--augment")) { rc = int_opt(argc, argv, &i, 0, 256, &v); a->p.augment = (int)v; }
@@ -86,15 +121,26 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         else if (!strcmp(o, "--lr")) rc = num_opt(argc, argv, &i, 1e-12, 1.0, &a->p.lr);
         else if (!strcmp(o, "--val-split")) rc = num_opt(argc, argv, &i, 0.0, 0.99, &a->p.val_split);
         else if (!strcmp(o, "--weight-decay")) rc = num_opt(argc, argv, &i, 0.0, 10.0, &a->p.weight_decay);
+        else if (!strcmp(o, "--prob-box")) rc = num_opt(argc, argv, &i, 0.0, 1.0, &a->p.prob_box);
+        else if (!strcmp(o, "--focal-weight")) rc = num_opt(argc, argv, &i, 0.0, 1e4, &a->p.w_focal);
+        else if (!strcmp(o, "--dice-weight")) rc = num_opt(argc, argv, &i, 0.0, 1e4, &a->p.w_dice);
         else if (!strcmp(o, "--clip")) rc = num_opt(argc, argv, &i, 0.0, 1e9, &a->p.clip);
         else if (!strcmp(o, "--help") || !strcmp(o, "-h")) { ft_usage(stdout); return -1; }
         else return cli_fail("finetune", "unknown or incomplete option '%s' (see --help)", o);
         if (rc) return rc;
     }
+    if (a->random && !a->model) a->model = a->random;
     if (!a->model || !a->p.data_dir || !a->out) {
         ft_usage(stderr);
-        return cli_fail("finetune", "-m MODEL, --data DIR and -o OUT.safetensors are required");
+        return cli_fail("finetune", "-m MODEL, --train DIR (or --data DIR) and -o OUT.safetensors are required");
     }
+    if (a->p.lora > 0)
+        return cli_fail("finetune", "--lora is not supported yet: the image encoder has no backward "
+                                    "pass, so only the prompt encoder and mask decoder can be trained");
+    a->ckpt = a->ckpt ? a->ckpt : derived_path(a->ckpt_buf, sizeof a->ckpt_buf, a->out, ".ckpt");
+    a->plot = a->plot ? a->plot : derived_path(a->plot_buf, sizeof a->plot_buf, a->out, ".curves.png");
+    if (!a->ckpt || !a->plot) return cli_fail("finetune", "output path too long: %s", a->out);
+    a->p.ckpt_path = a->ckpt;
     return 0;
 }
 
@@ -131,14 +177,91 @@ static void on_log(void *user, const char *msg) {
     fflush(stdout);
 }
 
+/* Every epoch's numbers (restored ones included) for the curves and the report. */
 typedef struct ft_summary {
-    s2_epoch_stats last;
+    s2_epoch_stats *hist;   /* [epochs + 1] */
+    int n;                  /* epochs seen + 1 */
+    const char *plot, *title;
 } ft_summary;
 
-/* Keeps the last epoch for the checkpoint metadata, then prints it. */
+/* Keeps the epoch, prints it and redraws the curves. */
 static void on_progress_keep(void *user, const s2_epoch_stats *s) {
-    ((ft_summary *)user)->last = *s;
+    ft_summary *sum = user;
+    sum->hist[s->epoch] = *s;
+    sum->n = s->epoch + 1;
+    if (s->restored) printf("(restored) ");
     on_progress(NULL, s);
+    if (sum->n >= 2 && s2_write_train_curves(sum->hist, sum->n, sum->title, sum->plot) < 0)
+        fprintf(stderr, "sam2c finetune: warning: %s\n", sam2c_last_error());
+}
+
+/* Sum of the epochs' seconds (training + validation, restored epochs included). */
+static double train_seconds(const ft_summary *s) {
+    double t = 0.0;
+    for (int e = 1; e < s->n; e++) t += isnan(s->hist[e].seconds) ? 0.0 : s->hist[e].seconds;
+    return t;
+}
+
+/* The run facts as JSON: val_miou_before / after, epochs, seconds, history. */
+static int write_report(const ft_args *a, const ft_summary *s, const char *model_name,
+                        double seconds) {
+    s2_jw w;
+    s2_jw_init(&w);
+    s2_jw_obj_begin(&w);
+    s2_jw_key(&w, "val_miou_before"), s2_jw_num(&w, s->hist[0].val_miou);
+    s2_jw_key(&w, "val_miou_after"), s2_jw_num(&w, s->hist[s->n - 1].val_miou);
+    s2_jw_key(&w, "epochs"), s2_jw_int(&w, s->n - 1);
+    s2_jw_key(&w, "seconds"), s2_jw_num(&w, seconds);
+    s2_jw_key(&w, "train_seconds"), s2_jw_num(&w, train_seconds(s));
+    s2_jw_key(&w, "val_loss_before"), s2_jw_num(&w, s->hist[0].val_loss);
+    s2_jw_key(&w, "val_loss_after"), s2_jw_num(&w, s->hist[s->n - 1].val_loss);
+    s2_jw_key(&w, "base_model"), s2_jw_str(&w, model_name);
+    s2_jw_key(&w, "model_path"), s2_jw_str(&w, a->model);
+    s2_jw_key(&w, "train_dir"), s2_jw_str(&w, a->p.data_dir);
+    s2_jw_key(&w, "val_dir");
+    if (a->p.val_dir) s2_jw_str(&w, a->p.val_dir);
+    else s2_jw_null(&w);
+    s2_jw_key(&w, "output"), s2_jw_str(&w, a->out);
+    s2_jw_key(&w, "checkpoint"), s2_jw_str(&w, a->ckpt);
+    s2_jw_key(&w, "curves"), s2_jw_str(&w, a->plot);
+    s2_jw_key(&w, "resumed"), s2_jw_bool(&w, a->p.resume);
+    s2_jw_key(&w, "lr"), s2_jw_num(&w, a->p.lr);
+    s2_jw_key(&w, "batch"), s2_jw_int(&w, a->p.batch);
+    s2_jw_key(&w, "seed"), s2_jw_int(&w, (int64_t)a->p.seed);
+    s2_jw_key(&w, "corrections"), s2_jw_int(&w, a->p.n_correct);
+    s2_jw_key(&w, "augment"), s2_jw_int(&w, a->p.augment);
+    s2_jw_key(&w, "lora"), s2_jw_int(&w, 0);
+    const char *keys[4] = {"train_loss", "val_loss", "val_miou", "epoch_seconds"};
+    for (int k = 0; k < 4; k++) {
+        s2_jw_key(&w, keys[k]);
+        s2_jw_arr_begin(&w);
+        for (int e = 0; e < s->n; e++) {
+            const s2_epoch_stats *h = &s->hist[e];
+            s2_jw_num(&w, k == 0 ? h->train_loss : k == 1 ? h->val_loss : k == 2 ? h->val_miou
+                                                                               : (e ? h->seconds : NAN));
+        }
+        s2_jw_arr_end(&w);
+    }
+    s2_jw_obj_end(&w);
+    FILE *f = w.failed ? NULL : fopen(a->report, "w");
+    bool ok = f && fprintf(f, "%s\n", w.buf) > 0;
+    if (f && fclose(f) != 0) ok = false;
+    s2_jw_free(&w);
+    return ok ? 0 : cli_fail("finetune", "cannot write the report %s", a->report);
+}
+
+/* The run's metadata for the output file (config comes from s2_trainable_save). */
+static void meta_info(char *info, size_t n, const ft_args *a, const ft_summary *s,
+                      const char *model_name) {
+    double b = s->hist[0].val_miou, e = s->hist[s->n - 1].val_miou;
+    snprintf(info, n,
+             "{\"base_model\": \"%s\", \"epochs\": %d, \"lr\": %g, \"batch\": %d, \"seed\": %llu, "
+             "\"corrections\": %d, \"augment\": %d, \"val_loss\": %.6g, \"val_miou\": %.6g, "
+             "\"val_miou_before\": %.6g}",
+             model_name, s->n - 1, a->p.lr, a->p.batch, (unsigned long long)a->p.seed,
+             a->p.n_correct, a->p.augment,
+             isnan(s->hist[s->n - 1].val_loss) ? -1.0 : s->hist[s->n - 1].val_loss,
+             isnan(e) ? -1.0 : e, isnan(b) ? -1.0 : b);
 }
 
 int cli_finetune(int argc, char **argv) {
@@ -146,9 +269,23 @@ int cli_finetune(int argc, char **argv) {
     int prc = parse_args(argc, argv, &a);
     if (prc) return prc < 0 ? 0 : prc;
     if (a.threads) omp_set_num_threads((int)a.threads);
+    if (a.p.resume) {
+        FILE *f = fopen(a.ckpt, "rb");
+        if (!f) return cli_fail("finetune", "--resume: no checkpoint %s (from an earlier run with the same -o)", a.ckpt);
+        fclose(f);
+    }
     sam2c_model *m = NULL;
-    if (cli_load_model("finetune", a.model, a.config, &m)) return 1;
-    ft_summary sum = {0};
+    if (a.random) {
+        if (sam2c_model_random(a.random, a.p.seed, &m) < 0) return cli_fail_lib("finetune");
+    } else if (cli_load_model("finetune", a.model, a.config, &m)) {
+        return 1;
+    }
+    ft_summary sum = {.hist = calloc((size_t)a.p.epochs + 1, sizeof *sum.hist), .plot = a.plot,
+                      .title = "sam2c finetune"};
+    if (!sum.hist) {
+        sam2c_model_free(m);
+        return cli_fail("finetune", "out of memory");
+    }
     a.p.progress = on_progress_keep;
     a.p.log = on_log;
     a.p.user = &sum;
@@ -156,20 +293,26 @@ int cli_finetune(int argc, char **argv) {
     double t0 = s2_now_s();
     if (s2_finetune(m, &a.p, &t) < 0) {
         sam2c_model_free(m);
+        free(sum.hist);
         return cli_fail_lib("finetune");
     }
-    char info[512];
-    snprintf(info, sizeof info,
-             "{\"base_model\": \"%s\", \"epochs\": %d, \"lr\": %g, \"batch\": %d, \"seed\": %llu, "
-             "\"corrections\": %d, \"augment\": %d, \"val_loss\": %.6g, \"val_miou\": %.6g}",
-             sam2c_model_name(m), a.p.epochs, a.p.lr, a.p.batch, (unsigned long long)a.p.seed,
-             a.p.n_correct, a.p.augment, isnan(sum.last.val_loss) ? -1.0 : sum.last.val_loss,
-             isnan(sum.last.val_miou) ? -1.0 : sum.last.val_miou);
+    char info[768];
+    meta_info(info, sizeof info, &a, &sum, sam2c_model_name(m));
     const char *meta[] = {"sam2c_finetune", info};
     int rc = s2_trainable_save(t, a.out, meta, 1);
+    double secs = s2_now_s() - t0;
+    if (rc < 0) rc = cli_fail_lib("finetune");
+    if (rc == 0) {
+        double b = sum.hist[0].val_miou, e = sum.hist[sum.n - 1].val_miou;
+        printf("val mIoU before %.4f  after %.4f  (%+.4f)\n", b, e, e - b);
+        printf("wrote %s, checkpoint %s, curves %s (%.1fs)\n", a.out, a.ckpt, a.plot, secs);
+    }
+    if (rc == 0 && a.report) {
+        rc = write_report(&a, &sum, sam2c_model_name(m), secs);
+        if (rc == 0) printf("wrote %s\n", a.report);
+    }
     s2_trainable_free(t);
     sam2c_model_free(m);
-    if (rc < 0) return cli_fail_lib("finetune");
-    printf("wrote %s (%.1fs)\n", a.out, s2_now_s() - t0);
-    return 0;
+    free(sum.hist);
+    return rc;
 }

@@ -6,6 +6,7 @@
  *      sam2.py SAM2Train.prepare_prompt_inputs (prompt choice for static images) */
 #include "train/finetune.h"
 #include "train/step.h"
+#include "train/ckpt.h"
 #include "io/tensorfile.h"
 #include "model/image_encoder.h"
 #include "predict/preprocess.h"
@@ -21,7 +22,7 @@ void s2_finetune_default(s2_finetune_params *p) {
     *p = (s2_finetune_params){.epochs = 10, .lr = 1e-4, .lr_end = -1.0, .weight_decay = 0.1,
                               .clip = 0.1, .batch = 1, .val_split = 0.2, .seed = 0,
                               .n_correct = 7, .augment = 3, .max_objects = 3, .prob_box = 0.5,
-                              .prob_from_gt = 0.1};
+                              .prob_from_gt = 0.1, .w_focal = 20.0, .w_dice = 1.0};
     s2_aug_default(&p->aug);
 }
 
@@ -53,6 +54,7 @@ typedef struct ft_state {
     uint64_t rng;
     s2_loss_cfg lc;
     size_t cache_bytes;
+    s2_epoch_stats *hist;              /* [epochs + 1]: epoch 0 = before training */
 } ft_state;
 
 /* Sends one formatted message to the log callback. */
@@ -70,13 +72,20 @@ static void logf_(const ft_state *st, const char *fmt, ...) {
 /* Checks the parameters before anything is loaded. */
 static int check_params(const sam2c_model *m, const s2_finetune_params *p) {
     if (!m || !p || !p->data_dir) return s2_err(SAM2C_ERR_ARG, "finetune: no model or data folder");
-    if (p->epochs < 1 || p->epochs > 100000) return s2_err(SAM2C_ERR_ARG, "finetune: epochs %d not in [1, 100000]", p->epochs);
+    if (p->epochs < 0 || p->epochs > 100000) return s2_err(SAM2C_ERR_ARG, "finetune: epochs %d not in [0, 100000]", p->epochs);
     if (!(p->lr > 0.0) || p->lr > 1.0) return s2_err(SAM2C_ERR_ARG, "finetune: learning rate %g not in (0, 1]", p->lr);
     if (p->batch < 1 || p->batch > 4096) return s2_err(SAM2C_ERR_ARG, "finetune: batch %d not in [1, 4096]", p->batch);
     if (!(p->val_split >= 0.0 && p->val_split < 1.0)) return s2_err(SAM2C_ERR_ARG, "finetune: val split %g not in [0, 1)", p->val_split);
     if (p->n_correct < 0 || p->n_correct > 64) return s2_err(SAM2C_ERR_ARG, "finetune: %d corrective clicks not in [0, 64]", p->n_correct);
     if (p->augment < 0 || p->augment > 256) return s2_err(SAM2C_ERR_ARG, "finetune: %d augmented copies not in [0, 256]", p->augment);
     if (p->max_objects < 1 || p->max_objects > 64) return s2_err(SAM2C_ERR_ARG, "finetune: max objects %d not in [1, 64]", p->max_objects);
+    if (!(p->w_focal >= 0.0 && p->w_focal <= 1e4 && p->w_dice >= 0.0 && p->w_dice <= 1e4))
+        return s2_err(SAM2C_ERR_ARG, "finetune: loss weights %g, %g not in [0, 1e4]", p->w_focal, p->w_dice);
+    if (p->lora < 0 || p->lora > 4096) return s2_err(SAM2C_ERR_ARG, "finetune: LoRA rank %d not in [0, 4096]", p->lora);
+    if (p->lora > 0)
+        return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: LoRA adapters on the image encoder are not supported yet "
+                      "(the encoder has no backward pass; only the prompt encoder and mask decoder train)");
+    if (p->resume && !p->ckpt_path) return s2_err(SAM2C_ERR_ARG, "finetune: resume needs a checkpoint path");
     if (!m->cfg.use_high_res_features_in_sam)
         return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: models without high-res features are not supported");
     return SAM2C_OK;
@@ -301,13 +310,40 @@ static int run_epoch(ft_state *st, int epoch, int64_t *step, int64_t total, s2_e
     return SAM2C_OK;
 }
 
-/* Dataset, split, cache, trainable copy, optimizer. */
-static int setup(ft_state *st) {
+/* Appends the images of b to a (b is emptied). */
+static int dataset_append(s2_dataset *a, s2_dataset *b) {
+    s2_ds_image *im = s2_realloc(a->im, sizeof *im * (size_t)(a->n + b->n + 1));
+    if (!im) return SAM2C_ERR_NOMEM;
+    memcpy(im + a->n, b->im, sizeof *im * (size_t)b->n);
+    a->im = im, a->n += b->n, a->n_skipped += b->n_skipped;
+    free(b->im);
+    *b = (s2_dataset){0};
+    return SAM2C_OK;
+}
+
+/* Loads the data and splits it: a separate validation folder, or a random val_split
+ * of data_dir. order[0..n_train) are training images, the rest validation images. */
+static int load_split(ft_state *st) {
     S2_CHECK(s2_dataset_load(st->p->data_dir, &st->ds));
+    int n_tr = st->ds.n;
+    if (st->p->val_dir) {
+        s2_dataset v;
+        S2_CHECK(s2_dataset_load(st->p->val_dir, &v));
+        int rc = dataset_append(&st->ds, &v);
+        s2_dataset_free(&v);
+        if (rc < 0) return rc;
+    }
     int n = st->ds.n;
     st->order = s2_malloc(sizeof(int) * (size_t)n);
     if (!st->order) return SAM2C_ERR_NOMEM;
     for (int i = 0; i < n; i++) st->order[i] = i;
+    if (st->p->val_dir) {
+        st->n_train = n_tr, st->n_val = n - n_tr;
+        logf_(st, "%s: %d training images, %s: %d validation images (%s)%s", st->p->data_dir,
+              n_tr, st->p->val_dir, n - n_tr, st->ds.source,
+              st->ds.n_skipped ? " (images without masks skipped)" : "");
+        return SAM2C_OK;
+    }
     shuffle(st->order, n, &st->rng);
     st->n_val = (int)lround(st->p->val_split * n);
     if (st->n_val >= n) st->n_val = n - 1;
@@ -315,6 +351,14 @@ static int setup(ft_state *st) {
     logf_(st, "%s: %d images with masks (%s), %d for training, %d for validation%s",
           st->p->data_dir, n, st->ds.source, st->n_train, st->n_val,
           st->ds.n_skipped ? " (images without masks skipped)" : "");
+    return SAM2C_OK;
+}
+
+/* Dataset, split, cache, trainable copy, optimizer. */
+static int setup(ft_state *st) {
+    S2_CHECK(load_split(st));
+    st->hist = s2_calloc((size_t)st->p->epochs + 1, sizeof *st->hist);
+    if (!st->hist) return SAM2C_ERR_NOMEM;
     S2_CHECK(s2_arena_init(&st->scratch, (size_t)1 << 24));
     S2_CHECK(s2_arena_init(&st->tape, (size_t)1 << 24));
     st->c = (s2_ctx){.be = NULL, .scratch = &st->scratch};
@@ -324,6 +368,7 @@ static int setup(ft_state *st) {
     st->t = (s2_tctx){.c = &st->c, .tape = {.scratch = &st->tape}, .m = st->tp->m, .p = st->tp};
     s2_loss_cfg_default(&st->lc);
     st->lc.pred_obj_scores = st->base->cfg.pred_obj_scores;
+    st->lc.w_mask = (float)st->p->w_focal, st->lc.w_dice = (float)st->p->w_dice;
     return SAM2C_OK;
 }
 
@@ -344,21 +389,65 @@ static void teardown(ft_state *st) {
     s2_arena_free(&st->scratch);
     s2_arena_free(&st->tape);
     s2_dataset_free(&st->ds);
+    free(st->hist);
 }
 
-/* Epoch 0 validates the starting weights, then epochs of training + validation. */
+/* Writes the checkpoint of epoch e (weights, moments, step, RNG, history). */
+static int save_ckpt(ft_state *st, int e, int64_t step) {
+    s2_ft_ckpt ck = {.epoch = e, .step = step, .rng = st->rng, .seed = st->p->seed,
+                     .n_train = st->n_train, .n_val = st->n_val, .n_hist = e + 1,
+                     .hist = st->hist};
+    return s2_ft_ckpt_save(st->p->ckpt_path, st->tp, &st->opt, &ck);
+}
+
+/* Restores the state saved after the checkpoint's epoch; the history is replayed
+ * through the progress callback. Sets *e0 to the epochs done and *step. */
+static int resume(ft_state *st, int *e0, int64_t *step) {
+    s2_ft_ckpt ck;
+    S2_CHECK(s2_ft_ckpt_load(st->p->ckpt_path, st->tp, &st->opt, &ck));
+    int rc = SAM2C_OK;
+    if (ck.seed != st->p->seed)
+        rc = s2_err(SAM2C_ERR_ARG, "%s: the checkpoint was made with seed %llu, not %llu",
+                    st->p->ckpt_path, (unsigned long long)ck.seed, (unsigned long long)st->p->seed);
+    else if (ck.n_train != st->n_train || ck.n_val != st->n_val)
+        rc = s2_err(SAM2C_ERR_ARG, "%s: the checkpoint was made on %d training / %d validation images, not %d / %d",
+                    st->p->ckpt_path, ck.n_train, ck.n_val, st->n_train, st->n_val);
+    else if (ck.epoch > st->p->epochs)
+        rc = s2_err(SAM2C_ERR_ARG, "%s: the checkpoint is at epoch %d, beyond the %d requested",
+                    st->p->ckpt_path, ck.epoch, st->p->epochs);
+    for (int e = 0; rc == SAM2C_OK && e < ck.n_hist; e++) {
+        st->hist[e] = ck.hist[e];
+        st->hist[e].epochs = st->p->epochs;
+        if (st->p->progress) st->p->progress(st->p->user, &st->hist[e]);
+    }
+    if (rc == SAM2C_OK) {
+        st->rng = ck.rng, *e0 = ck.epoch, *step = ck.step;
+        logf_(st, "resumed from %s after epoch %d", st->p->ckpt_path, ck.epoch);
+    }
+    s2_ft_ckpt_free(&ck);
+    return rc;
+}
+
+/* Epoch 0 validates the starting weights (or a checkpoint is resumed), then epochs of
+ * training + validation, each followed by a checkpoint when asked. */
 int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable **out) {
     *out = NULL;
     S2_CHECK(check_params(m, p));
     ft_state st = {.base = m, .p = p, .rng = p->seed * 0x9e3779b97f4a7c15ull + 0x5851f42d4c957f2dull};
-    int rc = setup(&st);
-    s2_epoch_stats es = {.epoch = 0, .epochs = p->epochs, .train_loss = NAN, .train_miou = NAN};
-    if (rc == SAM2C_OK) rc = validate(&st, &es.val_loss, &es.val_miou);
-    if (rc == SAM2C_OK && p->progress) p->progress(p->user, &es);
+    int rc = setup(&st), e0 = 0;
     int64_t step = 0, total = (int64_t)p->epochs * ((st.n_train + p->batch - 1) / p->batch);
-    for (int e = 1; rc == SAM2C_OK && e <= p->epochs; e++) {
-        rc = run_epoch(&st, e, &step, total, &es);
-        if (rc == SAM2C_OK && p->progress) p->progress(p->user, &es);
+    if (rc == SAM2C_OK && p->resume) {
+        rc = resume(&st, &e0, &step);
+    } else if (rc == SAM2C_OK) {
+        st.hist[0] = (s2_epoch_stats){.epoch = 0, .epochs = p->epochs, .train_loss = NAN,
+                                      .train_miou = NAN, .lr = NAN, .grad_norm = NAN};
+        rc = validate(&st, &st.hist[0].val_loss, &st.hist[0].val_miou);
+        if (rc == SAM2C_OK && p->progress) p->progress(p->user, &st.hist[0]);
+    }
+    for (int e = e0 + 1; rc == SAM2C_OK && e <= p->epochs; e++) {
+        rc = run_epoch(&st, e, &step, total, &st.hist[e]);
+        if (rc == SAM2C_OK && p->ckpt_path) rc = save_ckpt(&st, e, step);
+        if (rc == SAM2C_OK && p->progress) p->progress(p->user, &st.hist[e]);
     }
     if (rc == SAM2C_OK) *out = st.tp, st.tp = NULL;
     s2_trainable_free(st.tp);

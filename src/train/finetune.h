@@ -19,25 +19,33 @@ typedef struct s2_epoch_stats {
     double train_miou;           /* mean IoU after the last corrective click */
     double val_loss, val_miou;   /* one centre click per object; NAN without val images */
     double lr;                   /* learning rate of the epoch's last step */
+    bool restored;               /* replayed from a checkpoint's history (--resume) */
     double grad_norm;            /* mean gradient norm before clipping */
     double seconds;
 } s2_epoch_stats;
 
 typedef struct s2_finetune_params {
-    const char *data_dir;
-    int epochs;                  /* 10 */
+    const char *data_dir;        /* training images (all of them when val_dir is set) */
+    const char *val_dir;         /* validation images; NULL: val_split of data_dir */
+    const char *ckpt_path;       /* written after every epoch: trained weights, AdamW
+                                  * moments, step, RNG and history (NULL: none) */
+    bool resume;                 /* continue after the last epoch saved in ckpt_path */
+    int lora;                    /* LoRA rank on the encoder's attention (0; > 0 is
+                                  * not supported yet: SAM2C_ERR_UNSUPPORTED) */
+    int epochs;                  /* 10 (0: validation of the starting weights only) */
     double lr;                   /* start of the cosine schedule (1e-4) */
     double lr_end;               /* end (< 0: lr / 10, as the YAML) */
     double weight_decay;         /* 0.1 (YAML) */
     double clip;                 /* gradient clipping max norm (0.1, YAML); <= 0 none */
     int batch;                   /* images per optimizer step (1) */
-    double val_split;            /* fraction of images held out (0.2) */
+    double val_split;            /* fraction of images held out (0.2; without val_dir) */
     uint64_t seed;
     int n_correct;               /* corrective clicks per sample (7, as the YAML) */
     int augment;                 /* augmented copies per training image (3) */
     int max_objects;             /* objects per image per step (3, max_num_objects) */
     double prob_box;             /* box instead of click (0.5) */
     double prob_from_gt;         /* correction sampled from the GT (0.1) */
+    double w_focal, w_dice;      /* loss weights (YAML: 20, 1); the IoU and class 1 */
     s2_aug_params aug;
     /* Called after the caching and after every epoch (and with messages while
      * caching); both may be NULL. The library never prints. */
@@ -50,7 +58,9 @@ void s2_finetune_default(s2_finetune_params *p);
 
 /* Runs the fine-tuning of model m (read-only) and returns the trained parameter set
  * (its ->m is a complete model: trained heads, the rest borrowed from m). Caller frees
- * with s2_trainable_free before freeing m. */
+ * with s2_trainable_free before freeing m. With resume, the epochs already in the
+ * checkpoint are reported through progress (restored = true) and training continues
+ * exactly as an uninterrupted run would (same seed and data required). */
 int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable **out);
 
 /* Writes every weight of t->m (f32) to a safetensors file with the configuration in
