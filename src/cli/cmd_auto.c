@@ -224,7 +224,9 @@ int cli_auto(int argc, char **argv) {
     if (a.threads) sam2c_set_num_threads(a.threads);
     if (!a.quiet) a.p.progress = show_progress;
     sam2c_model *m = NULL;
+    double t_start = s2_now_s();
     if (cli_load_model("auto", a.model, a.config, &m)) return 1;
+    double load_s = s2_now_s() - t_start;
     sam2c_amg *g = NULL;
     s2_image im = {0};
     s2_image_opts io;
@@ -236,6 +238,8 @@ int cli_auto(int argc, char **argv) {
     if (rc == 0) rc = s2_image_load(a.image, &io, &im);
     if (rc == 0) rc = sam2c_amg_generate(g, im.px, im.w, im.h, &res);
     if (rc == 0) rc = write_outputs(&a, &res, &im);
+    if (rc == 0)
+        rc = cli_write_run_info("auto", m, a.model, argc, argv, a.outdir, t_start, load_s, 1, 0, a.threads);
     int exit_code = 0;
     if (rc < 0) exit_code = cli_fail_lib("auto");
     else

@@ -7,7 +7,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "predict/image.h"
-#include "report/run_info.h"
+#include "backend/dnnl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 #define MAX_PROMPTS 256
 
 typedef struct {
-    const char *model, *config, *image, *outdir, *mask_in, *dump;
+    const char *model, *config, *image, *outdir, *mask_in, *dump, *backend, *dtype;
     float points[MAX_PROMPTS * 2];
     int32_t labels[MAX_PROMPTS];
     int n_points;
@@ -29,7 +29,7 @@ static void seg_usage(FILE *f) {
     fprintf(f, "usage: sam2c segment -m MODEL -i IMAGE [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]...\n"
                "                     [--mask-in FILE] [--multimask] -o OUTDIR [--overlay]\n"
                "                     [--dump FILE.safetensors] [--config FILE] [--no-exif]\n"
-               "                     [--threads N] [--max-pixels N]\n"
+               "                     [--threads N] [--max-pixels N] [--backend ref|dnnl|auto] [--dtype f32|bf16]\n"
                "Coordinates are pixels of the (upright) image; LABEL 1 = positive (default), 0 = negative.\n"
                "Writes OUTDIR/masks.json (COCO RLE), OUTDIR/mask_N.png and with --overlay OUTDIR/overlay.png.\n");
 }
@@ -77,7 +77,8 @@ static int parse_args(int argc, char **argv, seg_args *a) {
         else if (!strcmp(o, "--box")) { if (parse_box(a, v)) return 1; }
         else if (!strcmp(o, "--threads")) { long t; if (!cli_parse_int(v, &t) || t < 0 || t > 1024) return cli_fail("segment", "bad --threads '%s'", v); a->threads = (int)t; }
         else if (!strcmp(o, "--max-pixels")) { if (!cli_parse_int(v, &a->max_pixels) || a->max_pixels <= 0) return cli_fail("segment", "bad --max-pixels '%s'", v); }
-        else if (!strcmp(o, "--dtype")) { if (strcmp(v, "f32")) return cli_fail("segment", "unsupported --dtype '%s' (f32)", v); }
+        else if (!strcmp(o, "--dtype")) a->dtype = v;
+        else if (!strcmp(o, "--backend")) a->backend = v;
         else return cli_fail("segment", "unknown option '%s' (see --help)", o);
         i += used;
     }
@@ -163,24 +164,6 @@ static int write_outputs(const seg_args *a, const sam2c_masks *r, const s2_image
     return rc;
 }
 
-/* run.json beside the masks: model, command line, timings, host. */
-static int write_run_info(const seg_args *a, const sam2c_model *m, int argc, char **argv, double t0,
-                          double load_s, double image_s) {
-    s2_run_info ri;
-    s2_run_info_init(&ri);
-    ri.command = "segment";
-    ri.model = sam2c_model_name(m);
-    ri.model_path = a->model;
-    ri.argc = argc + 1;
-    ri.argv = argv - 1;
-    ri.total_s = s2_now_s() - t0;
-    ri.model_load_s = load_s;
-    ri.n_images = 1;
-    ri.image_s = &image_s;
-    ri.threads = a->threads;
-    return s2_run_info_write(a->outdir, &ri);
-}
-
 int cli_segment(int argc, char **argv) {
     seg_args a;
     double t0 = s2_now_s();
@@ -202,6 +185,10 @@ int cli_segment(int argc, char **argv) {
     if (rc == 0) rc = sam2c_image_session_create(m, &s);
     if (rc == 0 && a.max_pixels) sam2c_image_set_max_pixels(s, a.max_pixels);
     if (rc == 0 && dump) s2_image_session_set_dump(s, cli_dump_add, dump);
+    /* --dump compares with the official f32 tensors: f32 unless a dtype is given. */
+    const s2_backend *be = NULL;
+    if (rc == 0) rc = s2_backend_from_args(a.backend, a.dtype ? a.dtype : "f32", &be);
+    if (rc == 0) s2_image_session_set_backend(s, be);
     if (rc == 0 && a.mask_in) rc = load_mask_in(a.mask_in, side, &mask_in);
     if (rc == 0) rc = sam2c_image_set_rgb(s, im.px, im.w, im.h);
     sam2c_masks r;
@@ -214,7 +201,9 @@ int cli_segment(int argc, char **argv) {
     }
     double image_s = s2_now_s() - t_img;
     if (rc == 0) rc = write_outputs(&a, &r, &im);
-    if (rc == 0) rc = write_run_info(&a, m, argc, argv, t0, load_s, image_s);
+    if (rc == 0)
+        rc = cli_write_run_info("segment", m, a.model, argc, argv, a.outdir, t0, load_s, 1, 0, a.threads);
+    (void)image_s;
     if (rc == 0 && dump) rc = cli_dump_write(dump, a.dump);
     int exit_code = 0;
     if (rc < 0) exit_code = cli_fail_lib("segment");

@@ -755,12 +755,16 @@ int cli_track(int argc, char **argv) {
     s2_json *script = NULL;
     if (a.prompts && s2_json_parse_file(a.prompts, NULL, &script) < 0) return cli_fail_lib("track");
     sam2c_model *m = NULL;
+    double t_start = s2_now_s();
     if (cli_load_model("track", a.model, a.config, &m)) { s2_json_free(script); return 1; }
+    double load_s = s2_now_s() - t_start;
     track t = {.a = &a, .m = m, .tty = isatty(2) != 0};
     char video[4200];
     signal(SIGINT, on_sigint);
     int rc = track_run(&t, &a, script, video, sizeof video), code = 0;
     signal(SIGINT, SIG_DFL);
+    if (rc >= 0)
+        rc = cli_write_run_info("track", m, a.model, argc, argv, a.outdir, t_start, load_s, 0, t.nf, a.threads);
     if (rc < 0) code = cli_fail_lib("track");
     else
         printf("%d object(s) over %d frame(s) of %s: masks in %s\n", t.n_ids, t.nf, video, a.outdir);

@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  convert IN OUT.safetensors      convert a checkpoint [--dtype f32|bf16|f16]\n"
             "  segment -m MODEL -i IMAGE ...   segment an image from points / boxes\n"
             "  serve -m MODEL [--port 8080]    annotation panel + JSON API over HTTP\n"
+            "  bench (-m MODEL | --random ARCH) time encoder, decoder, tracking [--json]\n"
             "  auto -m MODEL -i IMAGE -o DIR   segment everything (automatic mask generator)\n"
             "  track -m MODEL --video V -o DIR  track objects through a video (frames folder or file)\n"
             "  eval KIND --gt G --pred P       score masks: images (IoU), coco (AP), video (J&F)\n"
@@ -90,6 +91,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "convert") == 0) return cli_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "segment") == 0) return cli_segment(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) { int cli_bench(int, char **); return cli_bench(argc - 1, argv + 1); }
     if (strcmp(cmd, "auto") == 0) { int cli_auto(int, char **); return cli_auto(argc - 1, argv + 1); }
     if (strcmp(cmd, "track") == 0) { int cli_track(int, char **); return cli_track(argc - 1, argv + 1); }
     if (strcmp(cmd, "eval") == 0) { int cli_eval(int, char **); return cli_eval(argc - 1, argv + 1); }

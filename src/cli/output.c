@@ -3,6 +3,8 @@
 #include "core/s2.h"
 #include "io/image.h"
 #include "io/rle.h"
+#include "report/run_info.h"
+#include "sam2c.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +82,22 @@ int cli_write_overlay(const char *path, const uint8_t *rgb, int w, int h, const 
     int rc = s2_png_write(path, out, w, h, 3);
     free(out);
     return rc;
+}
+
+int cli_write_run_info(const char *command, const struct sam2c_model *m, const char *model_path,
+                       int argc, char **argv, const char *outdir, double t0, double load_s,
+                       int n_images, int n_frames, int threads) {
+    s2_run_info ri;
+    s2_run_info_init(&ri);
+    ri.command = command;
+    ri.model = sam2c_model_name(m);
+    ri.model_path = model_path;
+    ri.argc = argc + 1;
+    ri.argv = argv - 1;
+    ri.total_s = s2_now_s() - t0;
+    ri.model_load_s = load_s;
+    ri.n_images = n_images;
+    ri.n_frames = n_frames;
+    ri.threads = threads;
+    return s2_run_info_write(outdir, &ri);
 }
