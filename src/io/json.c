@@ -1,6 +1,7 @@
 /* JSON DOM parser (bounded depth and size, strict RFC 8259 grammar, UTF-8 checked)
  * and a small writer. Errors read "name:line:col: problem" and never crash. */
 #include "io/json.h"
+#include "core/limits.h"
 #include "core/s2.h"
 #include <errno.h>
 #include <locale.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S2_JSON_DEPTH_CAP 4096 /* recursion guard whatever the caller asks */
 
@@ -22,14 +24,19 @@ typedef struct jp {
 
 /* Errors carry the 1-based line and column of the offending byte; computed only on
  * failure so that the happy path stays O(n). */
-static int jp_fail(const jp *p, size_t at, const char *what) {
+static int jp_fail_status(const jp *p, int status, size_t at, const char *what) {
     int line = 1;
     size_t col = 1;
     for (size_t i = 0; i < at && i < p->len; i++) {
         if (p->s[i] == '\n') { line++; col = 1; }
         else col++;
     }
-    return s2_err(SAM2C_ERR_FORMAT, "%s:%d:%zu: %s", p->name, line, col, what);
+    return s2_err(status, "%s:%d:%zu: %s", p->name, line, col, what);
+}
+
+/* A grammar error at byte `at`. */
+static int jp_fail(const jp *p, size_t at, const char *what) {
+    return jp_fail_status(p, SAM2C_ERR_FORMAT, at, what);
 }
 
 /* Skips JSON whitespace (space, tab, CR, LF only). */
@@ -306,9 +313,10 @@ static int jp_value(jp *p, s2_json *v, int depth) {
     char c = p->s[p->pos];
     if (c == '{' || c == '[') {
         if (depth >= p->max_depth) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "nesting deeper than %d", p->max_depth);
-            return jp_fail(p, p->pos, msg);
+            char msg[128];
+            snprintf(msg, sizeof msg, "nesting deeper than %d levels (set %s to raise it)",
+                     p->max_depth, s2_limit_env_name(S2_LIMIT_max_json_depth));
+            return jp_fail_status(p, SAM2C_ERR_LIMIT, p->pos, msg);
         }
         return c == '{' ? jp_object(p, v, depth) : jp_array(p, v, depth);
     }
@@ -345,16 +353,27 @@ void s2_json_free(s2_json *j) {
     free(j);
 }
 
+/* The caller's limits where set, else the effective ones (defaults + environment). */
+static void json_limits(const s2_json_limits *limits, int *max_depth, size_t *max_size) {
+    s2_limits eff;
+    s2_limits_effective(&eff);
+    int64_t d = limits && limits->max_depth > 0 ? limits->max_depth : eff.max_json_depth;
+    int64_t b = limits && limits->max_size > 0 ? (int64_t)S2_MIN(limits->max_size, (size_t)INT64_MAX)
+                                               : eff.max_json_bytes;
+    *max_depth = (int)S2_MIN(d, (int64_t)S2_JSON_DEPTH_CAP);
+    *max_size = (uint64_t)b > SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
 int s2_json_parse(const char *text, size_t len, const char *name,
                   const s2_json_limits *limits, s2_json **out) {
     *out = NULL;
     if (!name) name = "json";
-    int max_depth = limits && limits->max_depth > 0 ? limits->max_depth : 64;
-    size_t max_size = limits && limits->max_size > 0 ? limits->max_size : ((size_t)256 << 20);
-    if (max_depth > S2_JSON_DEPTH_CAP) max_depth = S2_JSON_DEPTH_CAP;
+    size_t max_size;
+    int max_depth;
+    json_limits(limits, &max_depth, &max_size);
     if (len > max_size)
-        return s2_err(SAM2C_ERR_LIMIT, "%s: %zu bytes exceeds the JSON size limit of %zu", name,
-                      len, max_size);
+        return s2_err(SAM2C_ERR_LIMIT, "%s: %zu bytes exceeds the JSON size limit of %zu (set %s to raise it)",
+                      name, len, max_size, s2_limit_env_name(S2_LIMIT_max_json_bytes));
     if (!text && len) return s2_err(SAM2C_ERR_ARG, "%s: no text", name);
     jp p = {text ? text : "", len, 0, name, max_depth};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) p.pos = 3; /* UTF-8 BOM */
@@ -374,10 +393,17 @@ int s2_json_parse(const char *text, size_t len, const char *name,
     return SAM2C_OK;
 }
 
+/* The size limit is checked before the file is read, so a huge file costs nothing. */
 int s2_json_parse_file(const char *path, const s2_json_limits *limits, s2_json **out) {
     uint8_t *buf;
-    size_t len;
+    size_t len, max_size;
+    int max_depth;
+    struct stat st;
     *out = NULL;
+    json_limits(limits, &max_depth, &max_size);
+    if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_size)
+        return s2_err(SAM2C_ERR_LIMIT, "%s: %lld bytes exceeds the JSON size limit of %zu (set %s to raise it)",
+                      path, (long long)st.st_size, max_size, s2_limit_env_name(S2_LIMIT_max_json_bytes));
     S2_CHECK(s2_read_file(path, &buf, &len));
     int rc = s2_json_parse((const char *)buf, len, path, limits, out);
     free(buf);

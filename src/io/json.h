@@ -22,12 +22,14 @@ typedef struct s2_json {
 } s2_json;
 
 typedef struct s2_json_limits {
-    int max_depth;          /* default 64 */
-    size_t max_size;        /* bytes; default 256 MiB */
+    int max_depth;          /* 0: SAM2C_MAX_JSON_DEPTH, default 64 (core/limits.h) */
+    size_t max_size;        /* bytes; 0: SAM2C_MAX_JSON_BYTES, default 256 MiB */
 } s2_json_limits;
 
 /* Parses text[0..len). *out is a heap tree, freed with s2_json_free. `name` appears in
- * messages ("script.json:3:14: expected ','"). limits may be NULL for defaults. */
+ * messages ("script.json:3:14: expected ','"). limits may be NULL for the effective
+ * limits (defaults + environment, core/limits.h); exceeding one gives SAM2C_ERR_LIMIT.
+ * The file variant checks the size limit before reading. */
 int s2_json_parse(const char *text, size_t len, const char *name,
                   const s2_json_limits *limits, s2_json **out);
 int s2_json_parse_file(const char *path, const s2_json_limits *limits, s2_json **out);

@@ -330,7 +330,9 @@ static int poly_edge(poly_walk *pw, int xs, int ys, int xe, int ye) {
         t = xs, xs = xe, xe = t;
         t = ys, ys = ye, ye = t;
     }
-    double s = dx >= dy ? (double)(ye - ys) / dx : (double)(xe - xs) / dy;
+    /* a repeated vertex (dx = dy = 0): pycocotools divides 0 by 0 here; the one point it
+     * adds shares u with its neighbours, so its v is never used and 0 is as good */
+    double s = dx >= dy ? (dx ? (double)(ye - ys) / dx : 0.0) : (double)(xe - xs) / dy;
     if (dx >= dy) {
         for (int d = 0; d <= dx; d++) {
             t = flip ? dx - d : d;

@@ -114,10 +114,15 @@ static int st_check_tiling(const s2_tensorfile *f, st_range *r, int n, uint64_t 
 static int st_metadata(s2_tensorfile *f, const s2_json *m) {
     if (m->type != S2_JOBJ)
         return s2_err(SAM2C_ERR_FORMAT, "%s: \"__metadata__\" is not an object", f->path);
+    if (f->metadata_json) /* a second one would replace (and leak) the first */
+        return s2_err(SAM2C_ERR_FORMAT, "%s: duplicate \"__metadata__\" in the header", f->path);
     s2_jw w;
     s2_jw_init(&w);
     s2_jw_value(&w, m);
-    if (w.failed) { s2_jw_free(&w); return SAM2C_ERR_NOMEM; }
+    if (w.failed) { /* allocation failure or nesting beyond the writer's 63 levels */
+        s2_jw_free(&w);
+        return s2_err(SAM2C_ERR_FORMAT, "%s: \"__metadata__\" cannot be kept (too large or too deeply nested)", f->path);
+    }
     f->metadata_json = w.buf; /* ownership moves */
     return SAM2C_OK;
 }

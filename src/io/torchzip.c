@@ -9,11 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TZ_COPY_SLACK ((uint64_t)64 << 20) /* strided copies allowed beyond 2x storage */
+
 typedef struct tz {
     s2_tensorfile *f;
     s2_zip z;
     char prefix[512];
     const uint8_t **storage; /* per zip entry: extracted bytes (lazily), NULL = not yet */
+    uint64_t storage_bytes;  /* sum of the distinct storages used so far */
+    uint64_t copied_bytes;   /* sum of the strided copies made so far */
 } tz;
 
 /* The pickle is the one "<folder>/data.pkl" at depth one. */
@@ -48,6 +52,7 @@ static int tz_check_byteorder(tz *t) {
 static int tz_storage(tz *t, int i, const uint8_t **out) {
     if (!t->storage[i]) {
         const s2_zip_entry *e = &t->z.entries[i];
+        t->storage_bytes += e->size;
         if (e->method == 0) t->storage[i] = t->z.buf + e->data_offset;
         else {
             if (e->size / 1032 > e->comp_size + 1)
@@ -62,13 +67,18 @@ static int tz_storage(tz *t, int i, const uint8_t **out) {
     return SAM2C_OK;
 }
 
-/* Highest element index the view touches, plus one (0 for an empty tensor). */
+/* Highest element index the view touches, plus one (0 for an empty tensor). Every
+ * partial sum stays <= 2^60, so nothing wraps whatever the offset and strides, and
+ * byte counts (x 8 at most) fit in 64 bits. */
 static int tz_extent(const s2_pk *v, uint64_t *extent, uint64_t *numel) {
     uint64_t hi = (uint64_t)v->offset, n = 1;
-    const uint64_t lim = (uint64_t)1 << 62;
+    const uint64_t lim = (uint64_t)1 << 60;
+    *extent = *numel = 0;
+    for (int d = 0; d < v->ndim; d++)
+        if (v->size[d] == 0) return 0;
+    if (hi > lim) return -1;
     for (int d = 0; d < v->ndim; d++) {
         uint64_t s = (uint64_t)v->size[d], st = (uint64_t)v->stride[d];
-        if (s == 0) { *extent = 0; *numel = 0; return 0; }
         if ((s - 1) && st > (lim - hi) / (s - 1)) return -1;
         hi += (s - 1) * st;
         if (n > lim / s) return -1;
@@ -131,6 +141,12 @@ static int tz_tensor(tz *t, const char *name, const s2_pk *v, s2_tf_entry *e) {
         e->mapped = in_map;
         return SAM2C_OK;
     }
+    /* Overlapping views (stride 0, many views of one storage) could make a tiny file
+     * ask for gigabytes of copies; real checkpoints copy at most their storages once. */
+    t->copied_bytes += numel * es;
+    if (t->copied_bytes > 2 * t->storage_bytes + TZ_COPY_SLACK)
+        return s2_err(SAM2C_ERR_FORMAT, "%s: tensor '%s': strided copies would exceed twice the checkpoint's "
+                      "storage bytes (overlapping or expanded views are not supported)", path, name);
     uint8_t *dst = s2_tf_own(t->f, (size_t)(numel * es));
     if (!dst) return SAM2C_ERR_NOMEM;
     tz_gather(dst, base, v, es, numel);

@@ -3,6 +3,7 @@
  *      sam2/build_sam.py (apply_postprocessing overrides) */
 #include "model/config.h"
 #include "io/json.h"
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -216,6 +217,12 @@ int s2_hiera_blocks(const s2_config *c, s2_hiera_block *out, int max) {
 
 /* ---- config JSON (schema of fixtures/micro/config.json) ---- */
 
+/* JSON number to int without undefined behaviour: NaN and values beyond int become
+ * INT_MIN (what x86 produced before), which validation then refuses where it matters. */
+static int json_to_int(double d) {
+    return d >= -2147483648.0 && d <= 2147483647.0 ? (int)d : INT_MIN;
+}
+
 /* Reads an integer array of up to max entries; returns the count or -1 when absent. */
 static int json_int_array(const s2_json *o, const char *key, int *out, int max) {
     const s2_json *a = s2_json_get(o, key);
@@ -223,14 +230,14 @@ static int json_int_array(const s2_json *o, const char *key, int *out, int max) 
     int n = 0;
     for (int i = 0; i < a->n && n < max; i++) {
         if (a->items[i].type != S2_JNUM) return -1;
-        out[n++] = (int)a->items[i].num;
+        out[n++] = json_to_int(a->items[i].num);
     }
     return n;
 }
 
 static void get_int(const s2_json *o, const char *key, int *v) {
     double d;
-    if (o && s2_json_num(o, key, &d)) *v = (int)d;
+    if (o && s2_json_num(o, key, &d)) *v = json_to_int(d);
 }
 static void get_dbl(const s2_json *o, const char *key, double *v) {
     double d;
@@ -431,10 +438,15 @@ int s2_config_validate(const s2_config *c) {
          "image_size %d not divisible by backbone_stride %d", c->image_size, c->backbone_stride);
     NEED(h->embed_dim > 0 && h->num_heads > 0 && h->embed_dim % h->num_heads == 0,
          "trunk embed_dim %d / num_heads %d invalid", h->embed_dim, h->num_heads);
+    /* bounds that keep the per-stage products (dim * dim_mul^3 * 4) inside int */
+    NEED(h->embed_dim <= 65536 && h->num_heads <= 65536, "trunk embed_dim %d / num_heads %d too large",
+         h->embed_dim, h->num_heads);
+    NEED(h->dim_mul > 0 && h->dim_mul <= 16 && h->head_mul > 0 && h->head_mul <= 16,
+         "trunk dim_mul %g / head_mul %g out of range (0, 16]", h->dim_mul, h->head_mul);
     NEED(h->n_stages == 4, "trunk needs 4 stages (got %d)", h->n_stages);
     int depth = 0;
     for (int i = 0; i < 4; i++) {
-        NEED(h->stages[i] > 0, "trunk stage %d has %d blocks", i, h->stages[i]);
+        NEED(h->stages[i] > 0 && h->stages[i] <= S2_MAX_BLOCKS, "trunk stage %d has %d blocks", i, h->stages[i]);
         NEED(h->window_spec[i] >= 0, "negative window size");
         depth += h->stages[i];
     }
@@ -448,6 +460,10 @@ int s2_config_validate(const s2_config *c) {
     NEED(c->mem_out_dim > 0 && c->d_model % c->mem_out_dim == 0,
          "memory out_dim %d must divide hidden dim %d", c->mem_out_dim, c->d_model);
     NEED(c->ma_num_heads > 0 && c->ma_d_model % c->ma_num_heads == 0, "memory attention heads invalid");
+    NEED(c->ma_num_layers >= 0 && c->ma_num_layers <= 64, "memory_attention.num_layers %d out of range",
+         c->ma_num_layers);
+    NEED(c->fuser_layers >= 0 && c->fuser_layers <= 64, "memory_encoder.fuser.num_layers %d out of range",
+         c->fuser_layers);
     NEED(c->ma_d_model == c->d_model, "memory_attention.d_model %d != neck d_model %d", c->ma_d_model, c->d_model);
     NEED(c->num_maskmem >= 1 && c->num_maskmem <= 64, "num_maskmem %d out of range", c->num_maskmem);
     NEED(c->mds_stride >= 2 && c->mds_total_stride >= c->mds_stride, "mask downsampler strides invalid");
