@@ -350,9 +350,13 @@ TEST(bad_input_catalogue) {
         failed += !run_case(&c);
     }
     fclose(f);
-    char rm[4200]; /* the derived models are 10 MB each */
+    char rm[8400]; /* the derived models are 10 MB each; outputs are kept for a failure */
     snprintf(rm, sizeof rm, "rm -rf '%s' '%s'", tmp_path("ckpt"), tmp_path("badcfg"));
     s2t_run(rm, NULL, 0);
+    if (!failed) {
+        snprintf(rm, sizeof rm, "rm -rf '%s'", tmp_path("out"));
+        s2t_run(rm, NULL, 0);
+    }
     fprintf(stderr, "  catalogue: %d cases, %d failed, %d skipped (no sample data)\n", n, failed, skipped);
     CHECK(n + skipped >= 40);
 }
@@ -497,6 +501,11 @@ TEST(http_hostile_requests) {
     char err[1 << 16];
     slurp(tmp_path("srv.err"), err, sizeof err);
     CHECK_MSG(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "sanitizer report: %.600s", err);
+    if (!failed) {
+        char rm[4200];
+        snprintf(rm, sizeof rm, "rm -rf '%s'", tmp_path("proj"));
+        s2t_run(rm, NULL, 0);
+    }
     fprintf(stderr, "  http: %d requests, %d failed\n", n, failed);
     CHECK(n >= 10);
 }

@@ -117,10 +117,9 @@ static int recognise_official(const s2_tensorfile *f, s2_config *c) {
         if (!s2_tensorfile_find(f, nm)) break;
     }
     return s2_err(SAM2C_ERR_FORMAT,
-                  "%s: not one of the 8 official SAM 2 / SAM 2.1 layouts (%d tensors, %s%lld, %d Hiera blocks); "
+                  "%s: not one of the 8 official SAM 2 / SAM 2.1 layouts (%d tensors, trunk embed_dim %lld, %d Hiera blocks); "
                   "give the model's config with --config FILE or put config.json beside it",
-                  f->path, f->n_entries, pe ? "trunk embed_dim " : "no patch embedding",
-                  pe ? (long long)pe->t.shape[0] : 0LL, blocks);
+                  f->path, f->n_entries, pe ? (long long)pe->t.shape[0] : 0LL, blocks);
 }
 
 /* safetensors metadata written by `sam2c convert`: {"sam2c_config": "<json>"}. */
