@@ -19,6 +19,7 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   cmake --build build-asan -j"$jobs"
   echo "== tests under ASan + UBSan =="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   (cd build-asan && ctest --output-on-failure -j1 -LE slow)
   echo "== sam2c threads under ThreadSanitizer =="
