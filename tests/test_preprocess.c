@@ -51,6 +51,7 @@ TEST(image_fixture_inputs) {
 
 // Full-size originals: large antialiasing factors (7x for the truck).
 TEST(image_full_size_originals) {
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2t_fixtures()) {
         s2t_skip("fixtures missing");
         return;

@@ -286,6 +286,7 @@ TEST(server_token_on_every_request) {
 
 TEST(server_limits_and_bad_json) {
     if (!s2t_fixtures()) { s2t_skip("fixtures missing"); return; }
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     char proj[1024];
     s2_server *sv = start("limits", proj, sizeof proj);
     REQUIRE(sv);
@@ -395,6 +396,7 @@ static char *wait_job(int port, int64_t job) {
 
 TEST(server_video_upload_and_confinement) {
     if (!s2t_fixtures()) { s2t_skip("fixtures missing"); return; }
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2_vdec_available()) { s2t_skip("built without FFmpeg"); return; }
     char proj[1024], clip[1100], listing[4096];
     s2_server *sv = start("video", proj, sizeof proj);

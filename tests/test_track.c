@@ -177,6 +177,7 @@ TEST(track_replays_fixture_script) {
 /* ------------------------------------------------------------------ simple form ---- */
 
 TEST(track_points_on_bedroom_writes_sav_layout) {
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2t_fixtures()) { s2t_skip("fixtures missing"); return; }
     const char *out = tmp_path("bedroom");
     char args[4096];
@@ -279,6 +280,7 @@ static int compare_video(const char *path, const s2_image *ims, int n, int *max_
 }
 
 TEST(video_files_decode_exactly) {
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2_vdec_available()) { s2t_skip("built without FFmpeg"); return; }
     s2_image ims[12] = {{0}};
     REQUIRE(load_frames(s2t_dat("videos/bedroom"), 12, ims) == 0);
@@ -335,6 +337,7 @@ TEST(video_files_decode_exactly) {
 }
 
 TEST(video_file_gives_predictor_the_jpeg_frames) {
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2t_fixtures() || !s2_vdec_available()) { s2t_skip("fixtures or FFmpeg missing"); return; }
     s2_image ims[12] = {{0}};
     REQUIRE(load_frames(s2t_fx("micro/video/frames"), 12, ims) == 0);
@@ -500,6 +503,7 @@ static void expect_fail(const char *args, const char *needle) {
 }
 
 TEST(track_errors) {
+    if (!s2t_data()) { s2t_skip("sample data missing"); return; }
     if (!s2t_fixtures()) { s2t_skip("fixtures missing"); return; }
     const char *frames = s2t_fx("micro/video/frames");
     char a[8192];
