@@ -2,7 +2,7 @@
 #include "cli/output.h"
 #include "core/s2.h"
 #include "io/image.h"
-#include "io/rle.h"
+#include "io/mask_json.h"
 #include "report/run_info.h"
 #include "sam2c.h"
 #include <errno.h>
@@ -25,29 +25,11 @@ int cli_mkdir_p(const char *dir) {
 }
 
 int cli_mask_record(s2_jw *w, const uint8_t *mask, int h, int wd, double iou, double score) {
-    s2_rle r = {0};
-    S2_CHECK(s2_rle_encode(mask, h, wd, &r));
-    char *counts = s2_rle_to_string(&r);
-    double bb[4];
-    s2_rle_bbox(&r, bb);
-    if (!counts) { s2_rle_free(&r); return SAM2C_ERR_NOMEM; }
     s2_jw_obj_begin(w);
     s2_jw_key(w, "iou_pred"); s2_jw_num(w, iou);
     s2_jw_key(w, "object_score"); s2_jw_num(w, score);
-    s2_jw_key(w, "area"); s2_jw_int(w, s2_rle_area(&r));
-    s2_jw_key(w, "bbox");
-    s2_jw_arr_begin(w);
-    for (int i = 0; i < 4; i++) s2_jw_num(w, bb[i]);
-    s2_jw_arr_end(w);
-    s2_jw_key(w, "segmentation");
-    s2_jw_obj_begin(w);
-    s2_jw_key(w, "size");
-    s2_jw_arr_begin(w); s2_jw_int(w, h); s2_jw_int(w, wd); s2_jw_arr_end(w);
-    s2_jw_key(w, "counts"); s2_jw_str(w, counts);
+    S2_CHECK(s2_write_mask_rle(w, mask, h, wd));
     s2_jw_obj_end(w);
-    s2_jw_obj_end(w);
-    free(counts);
-    s2_rle_free(&r);
     return SAM2C_OK;
 }
 

@@ -161,7 +161,7 @@ int64_t s2_vimport_video(s2_server *sv, int64_t ref);
 /* A fresh temporary file under PROJECT/uploads (path[4096]); returns its fd or < 0. */
 int s2_upload_tmpfile(s2_server *sv, char *path);
 /* Writes {"size": [h, w], "counts": "..."}, area and bbox of a binary mask's RLE. */
-int s2_write_mask_rle(s2_jw *w, const uint8_t *mask, int h, int wd);
+#include "io/mask_json.h"
 
 /* Decodes a stored image (the cache's loader). */
 int s2_server_load_image(void *user, int64_t id, s2_image *out);
