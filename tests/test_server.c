@@ -2,6 +2,7 @@
  * only), predictions equal to the C API's, encode-once under concurrency, hostile
  * requests answered with JSON 4xx, and durability of accepted masks across SIGKILL. */
 #include "harness.h"
+#include "http_client.h"
 #include "sam2c.h"
 #include "core/s2.h"
 #include "io/image.h"
@@ -39,47 +40,6 @@ typedef struct http_resp {
 static void resp_free(http_resp *r) {
     free(r->body);
     memset(r, 0, sizeof *r);
-}
-
-/* A connected loopback socket with send/receive timeouts, or -1. */
-static int dial(int port, int timeout_s) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {.tv_sec = timeout_s};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool send_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-        if (k <= 0) return false;
-        c += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-/* Copies header `name` (case-insensitive) of the head into out. */
-static void header_value(const char *head, const char *name, char *out, size_t cap) {
-    out[0] = 0;
-    size_t nl = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n"))
-        if (!strncasecmp(p + 2, name, nl) && p[2 + nl] == ':') {
-            const char *v = p + 3 + nl;
-            while (*v == ' ') v++;
-            size_t l = strcspn(v, "\r\n");
-            snprintf(out, cap, "%.*s", (int)S2_MIN(l, cap - 1), v);
-            return;
-        }
 }
 
 /* Reads the whole response (the server closes after it); 0 or -1. */

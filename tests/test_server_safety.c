@@ -3,6 +3,7 @@
  * types answered 400, files confined to the project folder; and video file upload
  * (split into PNG frames by a background job, pixel-exact to the decoder). */
 #include "harness.h"
+#include "http_client.h"
 #include "sam2c.h"
 #include "core/s2.h"
 #include "io/image.h"
@@ -39,46 +40,6 @@ static void resp_free(http_resp *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* A connected loopback socket with timeouts, or -1. */
-static int dial(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {.tv_sec = 120};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Sends everything; false when the peer closed (a refused body may do that). */
-static bool send_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-        if (k <= 0) return false;
-        c += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-static void header_value(const char *head, const char *name, char *out, size_t cap) {
-    out[0] = 0;
-    size_t nl = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n"))
-        if (!strncasecmp(p + 2, name, nl) && p[2 + nl] == ':') {
-            const char *v = p + 3 + nl;
-            while (*v == ' ') v++;
-            snprintf(out, cap, "%.*s", (int)S2_MIN(strcspn(v, "\r\n"), cap - 1), v);
-            return;
-        }
-}
-
 /* Reads the whole response (the server closes after it); 0 or -1. */
 static int read_resp(int fd, http_resp *r) {
     memset(r, 0, sizeof *r);
@@ -112,7 +73,7 @@ static int http(int port, const char *method, const char *path, const char *auth
     int hl = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s%s%s%s%s"
                       "Content-Length: %zu\r\n\r\n", method, path, auth ? "Authorization: " : "", auth ? auth : "",
                       auth ? "\r\n" : "", ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "", len);
-    int fd = dial(port);
+    int fd = dial(port, 120);
     if (fd < 0) return -1;
     bool sent = send_all(fd, head, (size_t)hl);
     if (sent && len) send_all(fd, body, len); /* the server may answer early and stop reading */
