@@ -9,12 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Which state_dict entries fine-tuning updates (the PE matrix is a buffer). */
-static bool is_trainable(const char *name) {
-    if (strncmp(name, "sam_mask_decoder.", 17) == 0) return true;
-    if (strncmp(name, "sam_prompt_encoder.", 19) == 0)
+/* True when name starts with prefix. */
+static bool starts(const char *name, const char *prefix) {
+    return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/* Which state_dict entries fine-tuning updates for the selected modules (the prompt
+ * encoder's PE matrix is a buffer, never trained). */
+static bool is_trainable(const char *name, unsigned mods) {
+    if (mods & S2_TRAIN_MASK_DECODER)
+        if (starts(name, "sam_mask_decoder.") || !strcmp(name, "no_mem_embed")) return true;
+    if ((mods & S2_TRAIN_PROMPT_ENCODER) && starts(name, "sam_prompt_encoder."))
         return strstr(name, "positional_encoding_gaussian_matrix") == NULL;
-    return strcmp(name, "no_mem_embed") == 0;
+    if ((mods & S2_TRAIN_IMAGE_ENCODER) && starts(name, "image_encoder.")) return true;
+    if (mods & S2_TRAIN_MEMORY) {
+        static const char *const mem[] = {"memory_attention.", "memory_encoder.",
+                                          "maskmem_tpos_enc", "obj_ptr_proj.",
+                                          "obj_ptr_tpos_proj.", "no_obj_ptr",
+                                          "no_obj_embed_spatial", "mask_downsample.",
+                                          "no_mem_pos_enc"};
+        for (size_t i = 0; i < sizeof mem / sizeof *mem; i++)
+            if (starts(name, mem[i])) return true;
+    }
+    return false;
 }
 
 // ref: sam2.1_hiera_b+_MOSE_finetune.yaml optim.options.weight_decay
@@ -52,14 +69,14 @@ static int clone_table(const sam2c_model *base, sam2c_model *m) {
 static int layout_trainable(s2_trainable *t) {
     const sam2c_model *m = t->m;
     int n = 0;
-    for (int i = 0; i < m->n_w; i++) n += is_trainable(m->w[i].name);
+    for (int i = 0; i < m->n_w; i++) n += is_trainable(m->w[i].name, t->modules);
     t->idx = s2_calloc((size_t)(n ? n : 1), sizeof(int));
     t->off = s2_calloc((size_t)(n ? n : 1), sizeof(int64_t));
     t->grad = s2_calloc((size_t)m->n_w, sizeof(float *));
     if (!t->idx || !t->off || !t->grad) return SAM2C_ERR_NOMEM;
     int64_t off = 0;
     for (int i = 0, k = 0; i < m->n_w; i++) {
-        if (!is_trainable(m->w[i].name)) continue;
+        if (!is_trainable(m->w[i].name, t->modules)) continue;
         t->idx[k] = i;
         t->off[k++] = off;
         off += (s2_tensor_numel(&m->w[i].t) + 15) & ~(int64_t)15;
@@ -86,13 +103,20 @@ static int own_trainable(s2_trainable *t) {
     return SAM2C_OK;
 }
 
-/* Clone + private copies of the trainable tensors + zeroed gradients. */
+/* The default set: the SAM heads, as the default fine-tuning trains them. */
 int s2_trainable_create(const sam2c_model *base, s2_trainable **out) {
+    return s2_trainable_create_sel(base, S2_TRAIN_HEADS, out);
+}
+
+/* Clone + private copies of the trainable tensors + zeroed gradients. */
+int s2_trainable_create_sel(const sam2c_model *base, unsigned modules, s2_trainable **out) {
     *out = NULL;
     if (!base || !base->hash) return s2_err(SAM2C_ERR_ARG, "trainable: no model");
+    if (!modules) return s2_err(SAM2C_ERR_ARG, "trainable: no module selected");
     s2_trainable *t = s2_calloc(1, sizeof *t);
     if (!t) return SAM2C_ERR_NOMEM;
     t->base = base;
+    t->modules = modules;
     t->m = s2_calloc(1, sizeof *t->m);
     int rc = t->m ? clone_table(base, t->m) : SAM2C_ERR_NOMEM;
     if (rc == SAM2C_OK) rc = layout_trainable(t);

@@ -18,10 +18,23 @@
 
 /* A clone of a model whose trainable tensors are the clone's own f32 copies (the master
  * weights); every other tensor is borrowed from the base model, which must outlive it.
- * Trainable: sam_prompt_encoder.* (not the PE's Gaussian buffer), sam_mask_decoder.*
+ * Trainable (s2_trainable_create): sam_prompt_encoder.* (not the PE Gaussian buffer), sam_mask_decoder.*
  * (conv_s0 / conv_s1 included) and no_mem_embed. */
+/* Modules that can be trained (bit flags). */
+enum {
+    S2_TRAIN_PROMPT_ENCODER = 1u << 0, /* sam_prompt_encoder.* (not the PE buffer) */
+    S2_TRAIN_MASK_DECODER = 1u << 1,   /* sam_mask_decoder.* (conv_s0/s1) + no_mem_embed */
+    S2_TRAIN_IMAGE_ENCODER = 1u << 2,  /* image_encoder.* (trunk and neck) */
+    S2_TRAIN_MEMORY = 1u << 3,         /* memory_attention.*, memory_encoder.*,
+                                        * maskmem_tpos_enc, obj_ptr_proj.*,
+                                        * obj_ptr_tpos_proj.*, no_obj_ptr,
+                                        * no_obj_embed_spatial, mask_downsample.* */
+    S2_TRAIN_HEADS = S2_TRAIN_PROMPT_ENCODER | S2_TRAIN_MASK_DECODER,
+};
+
 typedef struct s2_trainable {
     const sam2c_model *base;
+    unsigned modules;       /* S2_TRAIN_* flags */
     sam2c_model *m;         /* the clone: forward code reads its weights from here */
     int n_train;            /* trainable tensors */
     int *idx;               /* [n_train] indices into m->w */
@@ -31,7 +44,8 @@ typedef struct s2_trainable {
     float *grad_flat;       /* [n_flat] every gradient */
 } s2_trainable;
 
-int s2_trainable_create(const sam2c_model *base, s2_trainable **out);
+int s2_trainable_create(const sam2c_model *base, s2_trainable **out); /* S2_TRAIN_HEADS */
+int s2_trainable_create_sel(const sam2c_model *base, unsigned modules, s2_trainable **out);
 void s2_trainable_free(s2_trainable *t);
 void s2_trainable_zero_grad(s2_trainable *t);
 /* Gradient buffer of the named weight (printf-style). Unknown or frozen names are a
