@@ -190,8 +190,23 @@ int sam2c_amg_mask_decode(const sam2c_amg_mask *m, uint8_t *out);
 /* ---- video ---- */
 /* Video tracking: official SAM2VideoPredictor semantics (init_state, add_new_points_or_box,
  * add_new_mask, clear_all_prompts_in_frame, remove_object, reset_state,
- * propagate_in_video) over a folder of JPEG frames, a video file or decoded frames.
- * Coordinates are video pixels (x, y); frame indices count the loaded frames. */
+ * propagate_in_video) over a folder of JPEG frames, a video file, decoded frames, or a
+ * live stream of frames pushed one at a time. Coordinates are video pixels (x, y); frame
+ * indices count the loaded (or pushed) frames.
+ *
+ * Bounded memory (the default): frames are decoded on use (a few kept), and per-frame
+ * outputs that the memory bank can no longer read are freed as tracking goes on, so
+ * memory does not grow with the video's length. Outputs stay whole within `window`
+ * frames of the last tracked frame and of every prompted frame; beyond, only what the
+ * next frames read (memories of the last num_maskmem - 1 frames, object pointers of the
+ * last max_obj_ptrs_in_encoder - 1), then nothing. So the usual calls give the official
+ * results: a propagation from a prompted frame (the default start) or on from the last
+ * tracked frame, and prompts within `window` frames of those. A prompt, or a propagation
+ * start, farther from both reads only the memories still held (the official code skips
+ * absent frames the same way). keep_all_outputs = 1 keeps every output (exactly the
+ * official state, memory growing with the video). A live stream keeps only its last
+ * `window` frames: prompts and tracking are possible on those only (an older frame fails
+ * with SAM2C_ERR_LIMIT, naming the frames kept). */
 typedef struct sam2c_video sam2c_video;
 
 /* Polled at every frame boundary; nonzero cancels (SAM2C_ERR_CANCELLED). */
@@ -214,6 +229,12 @@ typedef struct sam2c_video_params {
     void *progress_user;
     sam2c_cancel_fn cancel;   /* NULL, or polled between frames; nonzero cancels */
     void *cancel_user;
+    int keep_all_outputs;     /* 0 (default): bounded memory (above); 1: every per-frame
+                                 output is kept, as the official predictor */
+    int window;               /* 0: the memory window of the model (16 frames for the
+                                 official ones); else the frames around the last tracked
+                                 and each prompted frame whose outputs stay whole, and the
+                                 frames a live stream keeps */
 } sam2c_video_params;
 sam2c_video_params sam2c_video_default_params(void);
 
@@ -225,10 +246,14 @@ void sam2c_video_free(sam2c_video *v);
 
 /* Loads the frames (init_state): a folder of .jpg/.jpeg frames sorted by the number in
  * their name (official order), or a video file any FFmpeg decoder reads (when sam2c is
- * built with FFmpeg). Frames are resized to the model input as the official loader does
- * (PIL bicubic). Replaces earlier frames and forgets every object. Errors: a frame that
- * cannot be read (unless skip_bad_frames), frames of different sizes (named), a file
- * that is not a video, more frames or pixels than the limits allow. */
+ * built with FFmpeg). Every frame is decoded once to check it; frames are then decoded
+ * again when used (a folder frame from its file; a video file forward from the current
+ * position, or from the key frame before the frame wanted, or from the start when the
+ * file cannot seek) and resized to the model input as the
+ * official loader does (PIL bicubic). Replaces earlier frames and forgets every object.
+ * Errors: a frame that cannot be read (unless skip_bad_frames), frames of different
+ * sizes (named), a file that is not a video, more frames or pixels than the limits
+ * allow. The file must not change while the session uses it. */
 int sam2c_video_open(sam2c_video *v, const char *path);
 /* The same from decoded frames: n pointers to (height, width, 3) RGB, never retained. */
 int sam2c_video_set_frames(sam2c_video *v, int n, const uint8_t *const *rgb, int width,
@@ -236,8 +261,9 @@ int sam2c_video_set_frames(sam2c_video *v, int n, const uint8_t *const *rgb, int
 int sam2c_video_num_frames(const sam2c_video *v);
 void sam2c_video_size(const sam2c_video *v, int *width, int *height);
 /* Name of a loaded frame: its file name without extension ("00042") for folders,
- * "%05d" of its position in the stream for video files. Borrowed until the frames are
- * replaced; NULL when out of range. */
+ * "%05d" of its position in the stream for video files, "%05d" of its index for a live
+ * stream. Borrowed until the frames are replaced (live stream: until the next call);
+ * NULL when out of range. */
 const char *sam2c_video_frame_name(const sam2c_video *v, int frame_idx);
 /* Frames left out by skip_bad_frames: "name: reason" for i in [0, count), else NULL. */
 const char *sam2c_video_skipped(const sam2c_video *v, int i);
@@ -287,6 +313,33 @@ int sam2c_video_propagate(sam2c_video *v, int start_frame, int max_frames, int r
 /* May be called from another thread: the running (or the next) open / propagate of
  * this session stops at the next frame boundary with SAM2C_ERR_CANCELLED. */
 void sam2c_video_cancel(sam2c_video *v);
+
+/* Live stream (camera, pipe): frames are pushed one at a time, prompted with the calls
+ * above on any frame still kept, and tracked one by one:
+ *   sam2c_video_open_stream(v, w, h);
+ *   for each frame: sam2c_video_push_frame(v, rgb, w, h, &t);
+ *                   [sam2c_video_add_points(v, t, obj, ...);]
+ *                   sam2c_video_track_frame(v, t, &f);     // masks of frame t
+ * Replaces earlier frames and forgets every object. The stream keeps its last `window`
+ * frames (and the outputs the memory bank reads); a frame cannot be read again once
+ * dropped, so prompts (corrections included) are possible within the window only. Its
+ * length being unknown, tracking takes it as at least 16 frames long (the official
+ * pointer encoding depends on the video length up to 16 frames): on a video of 16
+ * frames or more, a stream gives the whole-video results frame by frame. */
+int sam2c_video_open_stream(sam2c_video *v, int width, int height);
+/* Appends a (height, width, 3) RGB frame of the stream's size (never retained);
+ * *frame_idx (may be NULL) gets its index. Errors: no stream open, another size. */
+int sam2c_video_push_frame(sam2c_video *v, const uint8_t *rgb, int width, int height,
+                           int *frame_idx);
+/* Tracks frame_idx for every object (propagate_in_video from frame_idx over 0 further
+ * frames, forward): the frame's masks in *out (may be NULL), borrowed until the next
+ * call. No object yet: no masks (n_obj 0). Works on any session, not only streams.
+ * Progress gets (frame_idx + 1, 0); cancellation applies. */
+int sam2c_video_track_frame(sam2c_video *v, int frame_idx, sam2c_video_frame *out);
+/* What the session holds now (tests, benchmarks): decoded frames, stored per-frame
+ * outputs, and their bytes (any pointer may be NULL). */
+int sam2c_video_resident(const sam2c_video *v, int *frames_held, int *outputs_held,
+                         size_t *bytes);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,10 @@
  *    a YUV 4:4:4 and an H.264 round trip stay close; frame limit; not-a-video error;
  *  - errors: frame out of range, unknown object id, prompts before frames, an unreadable
  *    frame (named, or skipped), frames of different sizes, a file that is not a video;
- *    cancellation and early stop of a propagation. */
+ *    cancellation and early stop of a propagation;
+ *  - --stream from a folder, raw RGB24 frames on stdin and an FFV1 container on stdin:
+ *    bitwise the same masks and scores.json; a truncated raw frame, a prompt after the
+ *    end of the stream, bad options. */
 #include "harness.h"
 #include "core/s2.h"
 #include "io/image.h"
@@ -552,4 +555,83 @@ TEST(track_errors) {
     expect_fail(a, "--obj 2 is not followed by a --point or --box");
     snprintf(a, sizeof a, "--video %s -o %s", frames, tmp_path("e9"));
     expect_fail(a, "no prompt");
+}
+
+/* ------------------------------------------------------------------ --stream ---- */
+
+/* True when two files have the same bytes. */
+static bool same_file(const char *a, const char *b) {
+    uint8_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    bool same = s2_read_file(a, &x, &nx) == 0 && s2_read_file(b, &y, &ny) == 0 && nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Frames whose masks (object 1) and scores.json differ between two output folders. */
+static int diff_outputs(const char *a, const char *b, int n) {
+    int bad = 0;
+    char pa[1200], pb[1200];
+    for (int f = 0; f < n; f++) {
+        snprintf(pa, sizeof pa, "%s/001/%05d.png", a, f);
+        snprintf(pb, sizeof pb, "%s/001/%05d.png", b, f);
+        bad += !same_file(pa, pb);
+    }
+    snprintf(pa, sizeof pa, "%s/scores.json", a);
+    snprintf(pb, sizeof pb, "%s/scores.json", b);
+    return bad + !same_file(pa, pb);
+}
+
+/* --stream from a folder, from raw RGB24 frames and from a container on stdin: the same
+ * masks and scores (the same pixels pushed), written frame by frame; errors. */
+TEST(track_stream_stdin) {
+    if (!s2t_fixtures()) { s2t_skip("fixtures missing"); return; }
+    s2_image ims[12] = {{0}};
+    REQUIRE(load_frames(s2t_fx("micro/video/frames"), 12, ims) == 0);
+    char raw[1024];
+    snprintf(raw, sizeof raw, "%s", tmp_path("frames.rgb"));
+    FILE *f = fopen(raw, "wb");
+    REQUIRE(f);
+    for (int i = 0; i < 12; i++) fwrite(ims[i].px, 1, (size_t)ims[i].w * ims[i].h * 3, f);
+    fclose(f);
+    char a[8192];
+    char o1[1024], o2[1024];
+    snprintf(o1, sizeof o1, "%s", tmp_path("st_dir"));
+    snprintf(o2, sizeof o2, "%s", tmp_path("st_raw"));
+    snprintf(a, sizeof a, "--stream --video %s --point 0,105,175 --point 3,130,200,0 --overlay -o %s", s2t_fx("micro/video/frames"), o1);
+    int rc = run_track(a);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, g_out);
+    snprintf(a, sizeof a, "--stream --video - --raw 480x270 --point 0,105,175 --point 3,130,200,0 -o %s < %s", o2, raw);
+    rc = run_track(a);
+    CHECK_MSG(rc == 0 && strstr(g_out, "over 12 frame(s)"), "exit %d: %s", rc, g_out);
+    CHECK_EQ_INT(diff_outputs(o1, o2, 12), 0);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/scores.json", o2);
+    s2_json *sc = NULL;
+    CHECK_MSG(s2_json_parse_file(p, NULL, &sc) == 0 && sc->n == 12, "%s", sam2c_last_error());
+    s2_json_free(sc);
+    struct stat st;
+    snprintf(p, sizeof p, "%s/overlay/00011.png", o1);
+    CHECK_MSG(stat(p, &st) == 0, "%s missing", p);
+    if (s2_vdec_available()) { // a container on stdin (FFmpeg's pipe:0)
+        const char *mkv = tmp_path("stdin_ffv1.mkv"), *o3 = tmp_path("st_mkv");
+        REQUIRE(write_video(mkv, "ffv1", "bgr0", ims, 12) == 0);
+        snprintf(a, sizeof a, "--stream --video - --point 0,105,175 --point 3,130,200,0 -o %s < %s", o3, mkv);
+        rc = run_track(a);
+        CHECK_MSG(rc == 0, "exit %d: %s", rc, g_out);
+        CHECK_EQ_INT(diff_outputs(o1, o3, 12), 0);
+    }
+    // errors: a truncated raw frame, a prompt after the end, options
+    const char *half = tmp_path("half.rgb");
+    REQUIRE(s2_write_file_atomic(half, ims[0].px, 480 * 270 * 3 + 100) == 0);
+    snprintf(a, sizeof a, "--stream --video %s --raw 480x270 --point 0,105,175 -o %s", half, tmp_path("st_e1"));
+    expect_fail(a, "frame 1 is truncated (100 of 388800 bytes of a 480x270 RGB24 frame)");
+    snprintf(a, sizeof a, "--stream --video - --raw 480x270 --point 40,105,175 -o %s < %s", tmp_path("st_e2"), raw);
+    expect_fail(a, "prompt of object 1 on frame 40: the stream ended after 12 frames");
+    snprintf(a, sizeof a, "--video %s --raw 480x270 --point 0,1,1 -o %s", raw, tmp_path("st_e3"));
+    expect_fail(a, "--raw needs --stream");
+    snprintf(a, sizeof a, "--stream --video - --raw 480by270 --point 0,1,1 -o %s", tmp_path("st_e4"));
+    expect_fail(a, "bad --raw '480by270'");
+    for (int i = 0; i < 12; i++) s2_image_free(&ims[i]);
 }

@@ -9,6 +9,7 @@
 int cli_info(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_segment(int argc, char **argv);
+int cli_bench_video(int argc, char **argv); /* bench_video.c: `sam2c bench --track-frames N` */
 
 /* Prints "sam2c <cmd>: <message>" to stderr and returns exit code 1 (or 2 for usage). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

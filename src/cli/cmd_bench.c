@@ -35,7 +35,9 @@ static void bench_usage(FILE *f) {
                "                   [--runs 10] [--json] [--profile] [--peak] [--no-track]\n"
                "Times set_image, one multimask click decode and one tracking step (1 and 3\n"
                "objects, full memory bank): median, min, max of --runs runs after a warm-up.\n"
-               "--profile: time per module and per op kind; --peak: oneDNN matmul peak.\n");
+               "--profile: time per module and per op kind; --peak: oneDNN matmul peak.\n"
+               "sam2c bench --track-frames N -m MODEL: RSS and frames/s of bounded-memory\n"
+               "tracking over N streamed frames (--help there for its options).\n");
 }
 
 // Strict integer option in [lo, hi].
@@ -454,6 +456,9 @@ static int run_timings(const bench_args *a, const sam2c_model *m, const s2_backe
 }
 
 int cli_bench(int argc, char **argv) {
+    /* the bounded-memory tracking benchmark has its own options (bench_video.c) */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--track-frames")) return cli_bench_video(argc, argv);
     bench_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;

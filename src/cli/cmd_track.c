@@ -1,8 +1,10 @@
 /* `sam2c track`: track objects through a video (a folder of JPEG frames or a video file)
- * from clicks, boxes and masks, writing per-object PNG masks in the SA-V layout.
- * Prompts come from a call script (the format of fixtures/micro/video/script.json, so a
- * fixture replays from the command line) or from --point / --box options. */
+ * from clicks, boxes and masks, writing per-object PNG masks in the SA-V layout as each
+ * frame is tracked. Prompts come from a call script (the format of
+ * fixtures/micro/video/script.json, so a fixture replays from the command line) or from
+ * --point / --box options. --stream pushes the frames one at a time (track_stream.c). */
 #include "cli/cli.h"
+#include "cli/track.h"
 #include "cli/output.h"
 #include "core/s2.h"
 #include "io/image.h"
@@ -21,23 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_PROMPTS 1024
-
 s2_video *s2_video_api_inner(sam2c_video *v); /* predict/video_api.c */
-
-/* One --point / --box of the simple form. */
-typedef struct cli_prompt {
-    int obj, frame, is_box, label;
-    float v[4];
-} cli_prompt;
-
-typedef struct track_args {
-    const char *model, *config, *video, *prompts, *outdir, *dump, *overlay_video;
-    int overlay, skip_bad, threads, max_frames, quiet;
-    int cac;                     /* --corrections-as-cond: -1 unset, 0 off, 1 on */
-    cli_prompt pr[MAX_PROMPTS];
-    int n_pr, cur_obj, obj_pending;
-} track_args;
 
 /* Last object score of one object on one frame. */
 typedef struct obj_score { int id; float score; } obj_score;
@@ -70,14 +56,24 @@ static void on_sigint(int sig) {
     g_interrupted = 1;
 }
 
+int track_interrupted(void) { return g_interrupted != 0; }
+
 /* --help text. */
 static void track_usage(FILE *f) {
     fprintf(f,
             "usage: sam2c track -m MODEL --video PATH (--prompts SCRIPT.json | PROMPTS) -o OUTDIR\n"
             "                   [--overlay] [--overlay-video FILE.mp4] [--dump DIR] [--config FILE]\n"
             "                   [--corrections-as-cond on|off] [--skip-bad-frames] [--max-frames N]\n"
-            "                   [--threads N] [--quiet]\n"
+            "                   [--window N] [--unbounded] [--threads N] [--quiet]\n"
+            "       sam2c track --stream -m MODEL --video PATH|- [--raw WxH] PROMPTS -o OUTDIR [...]\n"
             "PATH is a folder of JPEG frames (named by number) or a video file.\n"
+            "--stream: frames are pushed and tracked one at a time, as from a camera or a pipe (PATH '-':\n"
+            "stdin, a container FFmpeg reads, or raw RGB24 frames of WxH with --raw); each prompt is applied\n"
+            "when its frame arrives, each frame's masks are written as it is tracked. Only the last --window\n"
+            "frames are kept, so a live stream cannot be corrected further back.\n"
+            "Memory is bounded: outputs the memory bank can no longer read are freed (--window N: frames\n"
+            "kept whole around the last tracked and each prompted frame, default the model's memory window);\n"
+            "--unbounded keeps every output (the official predictor's state).\n"
             "PROMPTS: [--obj ID] (--point FRAME,X,Y[,LABEL] | --box FRAME,X0,Y0,X1,Y1)... ; each prompt\n"
             "belongs to the most recent --obj (object 1 before any); then tracking runs forward from\n"
             "the earliest prompted frame. LABEL 1 = positive (default), 0 = negative.\n"
@@ -131,6 +127,8 @@ static int parse_args(int argc, char **argv, track_args *a) {
         else if (!strcmp(o, "--overlay")) { a->overlay = 1; used = 0; }
         else if (!strcmp(o, "--skip-bad-frames")) { a->skip_bad = 1; used = 0; }
         else if (!strcmp(o, "--quiet")) { a->quiet = 1; used = 0; }
+        else if (!strcmp(o, "--stream")) { a->stream = 1; used = 0; }
+        else if (!strcmp(o, "--unbounded")) { a->unbounded = 1; used = 0; }
         else if (!v) return cli_fail("track", "option '%s' needs a value (see --help)", o);
         else if (!strcmp(o, "-m") || !strcmp(o, "--model")) a->model = v;
         else if (!strcmp(o, "--config")) a->config = v;
@@ -144,6 +142,14 @@ static int parse_args(int argc, char **argv, track_args *a) {
         else if (!strcmp(o, "--obj")) { rc = int_opt(o, v, -1000000, 1000000, &a->cur_obj); a->obj_pending = 1; }
         else if (!strcmp(o, "--threads")) rc = int_opt(o, v, 0, 1024, &a->threads);
         else if (!strcmp(o, "--max-frames")) rc = int_opt(o, v, 1, 100000000, &a->max_frames);
+        else if (!strcmp(o, "--window")) rc = int_opt(o, v, 1, 100000, &a->window);
+        else if (!strcmp(o, "--raw")) {
+            char x;
+            int end = 0;
+            if (sscanf(v, "%d%c%d%n", &a->raw_w, &x, &a->raw_h, &end) != 3 || x != 'x' || v[end] || a->raw_w <= 0 || a->raw_h <= 0 ||
+                a->raw_w > 65536 || a->raw_h > 65536)
+                return cli_fail("track", "bad --raw '%s' (expected WIDTHxHEIGHT, e.g. 640x480)", v);
+        }
         else if (!strcmp(o, "--corrections-as-cond")) {
             if (strcmp(v, "on") && strcmp(v, "off")) return cli_fail("track", "bad --corrections-as-cond '%s' (on or off)", v);
             a->cac = !strcmp(v, "on");
@@ -157,6 +163,10 @@ static int parse_args(int argc, char **argv, track_args *a) {
     if (!a->prompts && !a->n_pr) return cli_fail("track", "no prompt: give --prompts SCRIPT.json or --point/--box");
     if (a->obj_pending) return cli_fail("track", "--obj %d is not followed by a --point or --box", a->cur_obj);
     if (!a->prompts && !a->video) return cli_fail("track", "no video given (--video PATH)");
+    if (a->raw_w && !a->stream) return cli_fail("track", "--raw needs --stream");
+    if (a->stream && (a->prompts || a->dump))
+        return cli_fail("track", "--stream takes --point / --box prompts (no --prompts script, no --dump)");
+    if (a->stream && !a->video) return cli_fail("track", "no video given (--video PATH, or - for stdin)");
     return 0;
 }
 
@@ -577,7 +587,7 @@ static int run_simple(track *t) {
 /* ------------------------------------------------------------------ overlay ---- */
 
 /* Each object blended at 50 % in its colour (by first-seen order), solid on edges. */
-static void blend(uint8_t *rgb, int w, int h, const uint8_t *m, int k) {
+void track_blend(uint8_t *rgb, int w, int h, const uint8_t *m, int k) {
     uint8_t col[3];
     cli_palette(k, col);
     for (int y = 0; y < h; y++)
@@ -600,7 +610,7 @@ static int overlay_frame(track *t, int f, uint8_t *rgb, s2_vwriter *vw) {
         uint8_t *m = NULL;
         int w, h;
         S2_CHECK(s2_png_load_gray(path, &m, &w, &h));
-        if (w == t->vw && h == t->vh) blend(rgb, w, h, m, k);
+        if (w == t->vw && h == t->vh) track_blend(rgb, w, h, m, k);
         free(m);
     }
     if (t->a->overlay) {
@@ -695,6 +705,8 @@ static sam2c_video_params session_params(const track_args *a, const s2_json *scr
     if (a->cac >= 0) p.corrections_as_cond = a->cac;
     p.max_frames = a->max_frames;
     p.skip_bad_frames = a->skip_bad;
+    p.keep_all_outputs = a->unbounded;
+    p.window = a->window;
     p.progress = on_progress;
     p.progress_user = t;
     return p;
@@ -760,8 +772,9 @@ int cli_track(int argc, char **argv) {
     double load_s = s2_now_s() - t_start;
     track t = {.a = &a, .m = m, .tty = isatty(2) != 0};
     char video[4200];
+    snprintf(video, sizeof video, "%s", a.video ? a.video : "");
     signal(SIGINT, on_sigint);
-    int rc = track_run(&t, &a, script, video, sizeof video), code = 0;
+    int rc = a.stream ? track_stream(&a, m, &t.nf, &t.n_ids) : track_run(&t, &a, script, video, sizeof video), code = 0;
     signal(SIGINT, SIG_DFL);
     if (rc >= 0)
         rc = cli_write_run_info("track", m, a.model, argc, argv, a.outdir, t_start, load_s, 0, t.nf, a.threads);

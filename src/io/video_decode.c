@@ -47,6 +47,8 @@ struct s2_vreader {
     uint8_t *rgb;             /* (H, W, 3) the last decoded frame */
     int n_out, n_bad;         /* frames returned / frames that failed */
     bool draining;            /* end of file reached, decoder flushed */
+    int64_t last_pts;         /* timestamp of the last frame returned (INT64_MIN none) */
+    bool last_key;            /* it was a key frame */
 };
 
 void s2_vreader_free(s2_vreader *r) {
@@ -104,11 +106,12 @@ int s2_vreader_open(const char *path, s2_vreader **out) {
     quiet_ffmpeg();
     s2_vreader *r = s2_calloc(1, sizeof *r);
     if (!r || !(r->path = s2_strdup(path))) { free(r); return SAM2C_ERR_NOMEM; }
+    r->last_pts = INT64_MIN;
     char eb[128];
     int e = avformat_open_input(&r->fmt, path, NULL, NULL), rc = 0;
     if (e == AVERROR(ENOENT)) rc = s2_err(SAM2C_ERR_IO, "%s: no such file", path);
     else if (e < 0) rc = s2_err(SAM2C_ERR_FORMAT, "%s: not a video file (%s)", path, av_msg(e, eb, sizeof eb));
-    else if (still_image_format(r->fmt->iformat))
+    else if (still_image_format(r->fmt->iformat) && strncmp(path, "pipe:", 5)) // a pipe of images is a stream
         rc = s2_err(SAM2C_ERR_FORMAT, "%s: not a video file (%s); give a video or a folder of frames", path,
                     r->fmt->iformat->long_name ? r->fmt->iformat->long_name : r->fmt->iformat->name);
     else if ((e = avformat_find_stream_info(r->fmt, NULL)) < 0)
@@ -185,6 +188,22 @@ static int feed(s2_vreader *r) {
     }
 }
 
+/* Timestamp and key-frame flag of the decoded frame (for s2_vreader_last). */
+static void note_frame(s2_vreader *r) {
+    const AVFrame *f = r->frame;
+    r->last_pts = f->best_effort_timestamp == AV_NOPTS_VALUE ? INT64_MIN : f->best_effort_timestamp;
+#ifdef AV_FRAME_FLAG_KEY
+    r->last_key = (f->flags & AV_FRAME_FLAG_KEY) != 0;
+#else
+    r->last_key = f->key_frame != 0;
+#endif
+}
+
+void s2_vreader_last(const s2_vreader *r, int64_t *pts, bool *key) {
+    if (pts) *pts = r ? r->last_pts : INT64_MIN;
+    if (key) *key = r && r->last_key;
+}
+
 int s2_vreader_next(s2_vreader *r, const uint8_t **rgb, int *index) {
     if (!r || !rgb) return s2_err(SAM2C_ERR_ARG, "video: no reader");
     char eb[128];
@@ -196,6 +215,7 @@ int s2_vreader_next(s2_vreader *r, const uint8_t **rgb, int *index) {
             bool bad = r->frame->decode_error_flags != 0 || (r->frame->flags & AV_FRAME_FLAG_CORRUPT);
             int rc = bad ? s2_err(SAM2C_ERR_FORMAT, "%s: frame %d: damaged (decode errors)", r->path, idx)
                          : frame_to_rgb(r, idx);
+            note_frame(r);
             av_frame_unref(r->frame);
             if (rc < 0) { r->n_bad++; return rc; }
             r->n_out++;
@@ -213,6 +233,41 @@ int s2_vreader_next(s2_vreader *r, const uint8_t **rgb, int *index) {
             return f;
         }
         if (f == 1) return 0;
+    }
+}
+
+/* The frame with timestamp pts after a seek: 1 found (converted), 0 not yet (an earlier
+ * frame, skipped), < 0 the seek missed it. */
+static int seek_landed(s2_vreader *r, int64_t pts, int index) {
+    const int64_t t = r->frame->best_effort_timestamp;
+    const bool bad = r->frame->decode_error_flags != 0 || (r->frame->flags & AV_FRAME_FLAG_CORRUPT);
+    int rc = 0;
+    if (t == AV_NOPTS_VALUE || t > pts || (t == pts && bad))
+        rc = s2_err(SAM2C_ERR_UNSUPPORTED, "%s: seeking to frame %d missed it", r->path, index);
+    else if (t == pts && (rc = frame_to_rgb(r, index)) == 0) rc = 1;
+    if (t == pts) note_frame(r);
+    av_frame_unref(r->frame);
+    return rc;
+}
+
+int s2_vreader_seek_key(s2_vreader *r, int64_t pts, int index, const uint8_t **rgb) {
+    if (!r || !rgb || pts == INT64_MIN || index < 0) return s2_err(SAM2C_ERR_UNSUPPORTED, "video: cannot seek");
+    if (av_seek_frame(r->fmt, r->stream, pts, AVSEEK_FLAG_BACKWARD) < 0)
+        return s2_err(SAM2C_ERR_UNSUPPORTED, "%s: not seekable", r->path);
+    avcodec_flush_buffers(r->dec);
+    r->draining = false;
+    for (;;) {
+        int e = avcodec_receive_frame(r->dec, r->frame), rc = 0;
+        if (e == 0 && (rc = seek_landed(r, pts, index)) != 0) {
+            if (rc < 0) return rc;
+            r->n_out = index + 1; // positions go on from the key frame's
+            r->n_bad = 0;
+            *rgb = r->rgb;
+            return 1;
+        }
+        if (e == 0) continue;
+        if (e != AVERROR(EAGAIN) || feed(r) != 0)
+            return s2_err(SAM2C_ERR_UNSUPPORTED, "%s: seeking to frame %d failed", r->path, index);
     }
 }
 
@@ -424,6 +479,15 @@ void s2_vreader_info(const s2_vreader *r, int *w, int *h, double *fps) {
 }
 int s2_vreader_next(s2_vreader *r, const uint8_t **rgb, int *index) {
     (void)r; (void)rgb; (void)index;
+    return S2_NO_FFMPEG("video");
+}
+void s2_vreader_last(const s2_vreader *r, int64_t *pts, bool *key) {
+    (void)r;
+    if (pts) *pts = INT64_MIN;
+    if (key) *key = false;
+}
+int s2_vreader_seek_key(s2_vreader *r, int64_t pts, int index, const uint8_t **rgb) {
+    (void)r; (void)pts; (void)index; (void)rgb;
     return S2_NO_FFMPEG("video");
 }
 int s2_vwriter_open(const char *path, const char *codec, const char *pix_fmt, int w, int h, int fps,

@@ -21,9 +21,10 @@ bool s2_vdec_available(void);
 
 typedef struct s2_vreader s2_vreader;
 
-/* Opens a video file and its best video stream. A file that is not a video (unknown
- * format, no video stream, a still image, no decoder) fails with SAM2C_ERR_FORMAT and
- * one message naming the file. Frames above the pixel limit (core/limits.h) fail with
+/* Opens a video file and its best video stream ("pipe:0" reads stdin, where a sequence
+ * of images is a stream too). A file that is not a video (unknown format, no video
+ * stream, a still image, no decoder) fails with SAM2C_ERR_FORMAT and one message naming
+ * the file. Frames above the pixel limit (core/limits.h) fail with
  * SAM2C_ERR_LIMIT. Caller frees with s2_vreader_free. */
 int s2_vreader_open(const char *path, s2_vreader **out);
 void s2_vreader_free(s2_vreader *r);
@@ -37,6 +38,26 @@ void s2_vreader_info(const s2_vreader *r, int *w, int *h, double *fps);
  * than the first fails with SAM2C_ERR_SHAPE. index (may be NULL): the frame's position
  * in the stream (frames decoded + frames skipped before it). */
 int s2_vreader_next(s2_vreader *r, const uint8_t **rgb, int *index);
+
+/* Timestamp (the stream's time base; INT64_MIN when unknown) of the frame that
+ * s2_vreader_next returned last, and whether it is a key frame (decodable alone). */
+void s2_vreader_last(const s2_vreader *r, int64_t *pts, bool *key);
+/* Jumps to the key frame with timestamp pts, at stream position `index` (as a
+ * sequential read found them): 1 and *rgb = that frame (borrowed as with next); the
+ * next s2_vreader_next continues after it. SAM2C_ERR_UNSUPPORTED when the file does not
+ * land exactly there (not seekable, a pipe, timestamps that do not match): the caller
+ * re-opens the file and reads forward instead. */
+int s2_vreader_seek_key(s2_vreader *r, int64_t pts, int index, const uint8_t **rgb);
+
+/* Timestamp (the stream's time base; INT64_MIN when unknown) of the frame that
+ * s2_vreader_next returned last, and whether it is a key frame (decodable alone). */
+void s2_vreader_last(const s2_vreader *r, int64_t *pts, bool *key);
+/* Jumps to the key frame with timestamp pts, at stream position `index` (as a
+ * sequential read found them): 1 and *rgb = that frame (borrowed as with next); the
+ * next s2_vreader_next continues after it. SAM2C_ERR_UNSUPPORTED when the file does not
+ * land exactly there (not seekable, a pipe, timestamps that do not match): the caller
+ * re-opens the file and reads forward instead. */
+int s2_vreader_seek_key(s2_vreader *r, int64_t pts, int index, const uint8_t **rgb);
 
 typedef struct s2_vwriter s2_vwriter;
 

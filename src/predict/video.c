@@ -2,7 +2,7 @@
  * ref: sam2/sam2_video_predictor.py SAM2VideoPredictor (current, per-object version).
  * Letters: S model input size, LH = LW = S/4 low-res mask side, VH, VW video size,
  * C hidden dim, Cm memory dim, H, W top-level feature size. */
-#include "predict/video.h"
+#include "predict/video_internal.h"
 #include "predict/video_frames.h"
 #include "model/image_encoder.h"
 #include "predict/postprocess.h"
@@ -14,132 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Point prompt of one object on one frame (model-input pixels). */
-typedef struct s2_vpoints {
-    int n;
-    float *xy;      /* (n, 2) */
-    int32_t *lab;   /* (n) */
-} s2_vpoints;
-
-/* One object: its prompts and its outputs, all indexed by frame (NULL = none). The
- * slot arrays live in one block owned by `cond`. */
-typedef struct s2_vobj {
-    int id;
-    s2_frame_out **cond, **non_cond;          /* official output_dict_per_obj */
-    s2_frame_out **tmp_cond, **tmp_non_cond;  /* official temp_output_dict_per_obj */
-    s2_vpoints *pts;                          /* point_inputs_per_obj */
-    float **mask_in;                          /* mask_inputs_per_obj, (S, S) each */
-    int8_t *tracked;                          /* frames_tracked_per_obj: -1 no, 0 fwd, 1 rev */
-} s2_vobj;
-
-struct s2_video {
-    const sam2c_model *m;
-    s2_video_params p;
-    int S, LH, C, Cm, H, W;      /* model sizes */
-    int num_frames, vw, vh;      /* video */
-    uint8_t *frames;             /* [num_frames, S, S, 3] resized u8 RGB */
-    s2_vobj *objs;               /* in first-prompt order (official obj_idx) */
-    int n_obj, cap_obj;
-    int cached_frame;            /* frame whose features are in bb (-1 none) */
-    float *bb_buf, *img;         /* backbone outputs; preprocessed frame (3, S, S) */
-    s2_backbone_out bb;
-    s2_arena arena;              /* scratch of every model call, reset between calls */
-    s2_ctx ctx;
-    s2_dump_fn dump;
-    void *dump_user;
-    int cur_frame, cur_obj;      /* for dump names */
-    float *out_logits;           /* [n_obj, vh, vw] last returned masks */
-    int *out_ids;
-    size_t out_cap;
-};
-
-/* ---------------------------------------------------------------------------- */
-/* Stored outputs                                                               */
-/* ---------------------------------------------------------------------------- */
-
-/* One allocation per output: struct, bf16 memory, low-res logits, pointer. */
-static s2_frame_out *fo_new(const s2_video *v) {
-    size_t nm = (size_t)v->Cm * v->H * v->W, nl = (size_t)v->LH * v->LH;
-    size_t sz = sizeof(s2_frame_out) + 64 + nl * 4 + (size_t)v->C * 4 + nm * 2;
-    s2_frame_out *o = s2_calloc(1, sz);
-    if (!o) return NULL;
-    uint8_t *p = (uint8_t *)o + ((sizeof *o + 63) & ~(size_t)63);
-    o->pred_masks = (float *)p;
-    o->obj_ptr = o->pred_masks + nl;
-    o->maskmem = NULL; // set when the memory is encoded (points into the same block)
-    return o;
-}
-
-/* Where an output's bf16 memory lives inside its block. */
-static uint16_t *fo_mem_slot(const s2_video *v, s2_frame_out *o) {
-    return (uint16_t *)(o->obj_ptr + v->C);
-}
-
-/* Replaces slot *dst by o (NULL clears), freeing the previous output. */
-static void slot_set(s2_frame_out **dst, s2_frame_out *o) {
-    if (*dst && *dst != o) free(*dst);
-    *dst = o;
-}
-
-/* ---------------------------------------------------------------------------- */
-/* Objects                                                                      */
-/* ---------------------------------------------------------------------------- */
-
-static void obj_free(s2_video *v, s2_vobj *o) {
-    for (int t = 0; t < v->num_frames; t++) {
-        free(o->cond[t]);
-        free(o->non_cond[t]);
-        free(o->tmp_cond[t]);
-        free(o->tmp_non_cond[t]);
-        free(o->pts[t].xy);
-        free(o->pts[t].lab);
-        free(o->mask_in[t]);
-    }
-    free(o->cond);
-}
-
-/* Index of obj_id among the objects, -1 when unknown. */
-static int obj_find(const s2_video *v, int obj_id) {
-    for (int i = 0; i < v->n_obj; i++)
-        if (v->objs[i].id == obj_id) return i;
-    return -1;
-}
-
-// ref: SAM2VideoPredictor._obj_id_to_idx (new objects allowed at any time)
-/* The object's index, created with empty per-frame slots when new. */
-static int obj_get(s2_video *v, int obj_id) {
-    int i = obj_find(v, obj_id);
-    if (i >= 0) return i;
-    if (v->n_obj == v->cap_obj) {
-        int cap = v->cap_obj ? 2 * v->cap_obj : 4;
-        s2_vobj *no = s2_realloc(v->objs, sizeof *no * (size_t)cap);
-        if (!no) return SAM2C_ERR_NOMEM;
-        v->objs = no;
-        v->cap_obj = cap;
-    }
-    s2_vobj *o = &v->objs[v->n_obj];
-    memset(o, 0, sizeof *o);
-    size_t nf = (size_t)v->num_frames;
-    // one block: 4 output slot arrays, point inputs, mask inputs, tracked flags
-    size_t sz = nf * (4 * sizeof(s2_frame_out *) + sizeof(s2_vpoints) + sizeof(float *) + 1);
-    uint8_t *b = s2_calloc(1, sz);
-    if (!b) return SAM2C_ERR_NOMEM;
-    o->cond = (s2_frame_out **)b;
-    o->non_cond = o->cond + nf;
-    o->tmp_cond = o->non_cond + nf;
-    o->tmp_non_cond = o->tmp_cond + nf;
-    o->pts = (s2_vpoints *)(o->tmp_non_cond + nf);
-    o->mask_in = (float **)(o->pts + nf);
-    o->tracked = (int8_t *)(o->mask_in + nf);
-    for (size_t t = 0; t < nf; t++) o->tracked[t] = -1;
-    o->id = obj_id;
-    return v->n_obj++;
-}
-
 void s2_video_reset(s2_video *v) {
     if (!v) return;
-    for (int i = 0; i < v->n_obj; i++) obj_free(v, &v->objs[i]);
+    for (int i = 0; i < v->n_obj; i++) s2v_obj_free(v, &v->objs[i]);
     v->n_obj = 0;
+    v->last_tracked = -1;
 }
 
 /* ---------------------------------------------------------------------------- */
@@ -184,6 +63,10 @@ int s2_video_create(const sam2c_model *m, const s2_video_params *p, s2_video **o
         return s2_err(SAM2C_ERR_UNSUPPORTED, "video: backbone levels do not match image size %d", v->S);
     }
     v->ctx.scratch = &v->arena;
+    if (s2v_window_init(v) < 0) {
+        s2_video_free(v);
+        return SAM2C_ERR_NOMEM;
+    }
     *out = v;
     return 0;
 }
@@ -192,7 +75,10 @@ void s2_video_free(s2_video *v) {
     if (!v) return;
     s2_video_reset(v);
     free(v->objs);
-    free(v->frames);
+    s2_vsource_free(v->src);
+    free(v->anchors);
+    free(v->hidden);
+    free(v->hidden_at);
     free(v->out_logits);
     free(v->out_ids);
     s2_aligned_free(v->bb_buf);
@@ -202,10 +88,13 @@ void s2_video_free(s2_video *v) {
 }
 
 int s2_video_num_frames(const s2_video *v) { return v ? v->num_frames : 0; }
+int s2_video_first_kept(const s2_video *v) { return v ? s2_vsource_first_kept(v->src) : 0; }
+bool s2_video_is_stream(const s2_video *v) { return v && v->src && s2_vsource_kind(v->src) == S2_VSRC_STREAM; }
 
-const uint8_t *s2_video_frame_rgb(const s2_video *v, int frame_idx) {
-    if (!v || frame_idx < 0 || frame_idx >= v->num_frames) return NULL;
-    return v->frames + (size_t)frame_idx * v->S * v->S * 3;
+const uint8_t *s2_video_frame_rgb(s2_video *v, int frame_idx) {
+    const uint8_t *rgb = NULL;
+    if (!v || !v->src || frame_idx < 0 || frame_idx >= v->num_frames) return NULL;
+    return s2_vsource_get(v->src, frame_idx, &rgb) == 0 ? rgb : NULL;
 }
 
 void s2_video_size(const s2_video *v, int *w, int *h) {
@@ -234,16 +123,43 @@ void s2_video_set_backend(s2_video *v, const s2_backend *be) {
 }
 
 /* Frames replaced: every object and cached feature refers to the old ones. */
-static int install_frames(s2_video *v, uint8_t *frames, int n, int vw, int vh) {
+int s2_video_set_source(s2_video *v, s2_vsource *src, int w, int h) {
+    if (!v || !src || w <= 0 || h <= 0) {
+        s2_vsource_free(src);
+        return s2_err(SAM2C_ERR_ARG, "video: no frames given");
+    }
     s2_video_reset(v);
-    free(v->frames);
-    v->frames = frames;
-    v->num_frames = n;
-    v->vw = vw;
-    v->vh = vh;
+    s2_vsource_free(v->src);
+    v->src = src;
+    v->num_frames = s2_vsource_count(src);
+    v->cap_frames = 0;
+    v->vw = w;
+    v->vh = h;
     v->cached_frame = -1;
     free(v->out_logits);
     v->out_logits = NULL;
+    return s2v_reserve_frames(v, S2_MAX(v->num_frames, 1));
+}
+
+int s2_video_open_stream(s2_video *v, int w, int h) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "open stream: no session");
+    if (w <= 0 || h <= 0) return s2_err(SAM2C_ERR_ARG, "open stream: bad frame size %dx%d", w, h);
+    s2_vsource *src = NULL;
+    S2_CHECK(s2_vsource_stream(v->S, v->window, &src));
+    return s2_video_set_source(v, src, w, h);
+}
+
+int s2_video_push_frame(s2_video *v, const uint8_t *rgb, int w, int h, int *frame_idx) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "push frame: no session");
+    if (!s2_video_is_stream(v)) return s2_err(SAM2C_ERR_STATE, "push frame: no stream open (open a stream first)");
+    if (w != v->vw || h != v->vh)
+        return s2_err(SAM2C_ERR_SHAPE, "push frame: frame is %dx%d but the stream is %dx%d", w, h, v->vw, v->vh);
+    S2_CHECK(s2v_reserve_frames(v, v->num_frames + 1));
+    int idx = s2_vsource_push(v->src, rgb, w, h);
+    if (idx < 0) return idx;
+    if (v->cached_frame == idx) v->cached_frame = -1;
+    v->num_frames = idx + 1;
+    if (frame_idx) *frame_idx = idx;
     return 0;
 }
 
@@ -255,7 +171,8 @@ static int install_frames(s2_video *v, uint8_t *frames, int n, int vw, int vh) {
 static int frame_features(s2_video *v, int frame_idx) {
     if (v->cached_frame == frame_idx) return 0;
     v->cached_frame = -1;
-    const uint8_t *rgb = v->frames + (size_t)frame_idx * v->S * v->S * 3;
+    const uint8_t *rgb = NULL;
+    S2_CHECK(s2_vsource_get(v->src, frame_idx, &rgb));
     S2_CHECK(s2_preprocess_video_frame(v->img, rgb, v->S));
     s2_arena_reset(&v->arena);
     int rc = s2_image_encoder_forward(&v->ctx, v->m, v->img, &v->bb);
@@ -284,16 +201,21 @@ static int run_single_frame(s2_video *v, const frame_call *fc, s2_frame_out **ou
     S2_CHECK(frame_features(v, fc->frame_idx));
     s2_vobj *o = &v->objs[fc->obj];
     s2_mem_bank bank = {v->num_frames, o->cond, o->non_cond};
+    // a live stream's length is unknown: at least max_obj_ptrs_in_encoder frames, so that
+    // pointer distances are normalised as in any video that long (min(num_frames, max) - 1)
+    const int nf = s2_video_is_stream(v) ? S2_MAX(v->num_frames, v->m->cfg.max_obj_ptrs_in_encoder) : v->num_frames;
     s2_track_in in = {fc->frame_idx, fc->is_init_cond_frame, &v->bb,
                       fc->points ? fc->points->n : 0, fc->points ? fc->points->xy : NULL,
-                      fc->points ? fc->points->lab : NULL, fc->mask, &bank, v->num_frames,
+                      fc->points ? fc->points->lab : NULL, fc->mask, &bank, nf,
                       fc->reverse, fc->run_mem_encoder, fc->prev_logits};
     s2_track_out to;
     v->cur_frame = fc->frame_idx;
     v->cur_obj = o->id;
     s2_arena_reset(&v->arena);
+    s2v_hide_memoryless(v, o, fc->frame_idx, fc->reverse);
     int rc = s2_track_step(&v->ctx, v->m, &in, &to);
-    s2_frame_out *fo = rc == 0 ? fo_new(v) : NULL;
+    s2v_unhide(v, o);
+    s2_frame_out *fo = rc == 0 ? s2v_out_new(v) : NULL;
     if (rc == 0 && !fo) rc = SAM2C_ERR_NOMEM;
     if (rc == 0) {
         const int64_t nl = (int64_t)v->LH * v->LH;
@@ -301,14 +223,14 @@ static int run_single_frame(s2_video *v, const frame_call *fc, s2_frame_out **ou
         memcpy(fo->obj_ptr, to.obj_ptr, sizeof(float) * (size_t)v->C);
         fo->object_score = to.object_score;
         if (to.maskmem) {
-            fo->maskmem = fo_mem_slot(v, fo);
+            fo->maskmem = s2v_mem_slot(v, fo);
             s2_to_bf16(fo->maskmem, to.maskmem, (int64_t)v->Cm * v->H * v->W);
         }
         if (v->p.fill_hole_area > 0)
             rc = s2_fill_holes_in_mask_scores(fo->pred_masks, v->LH, v->LH, v->p.fill_hole_area);
     }
     s2_arena_reset(&v->arena);
-    if (rc < 0) { free(fo); return rc; }
+    if (rc < 0) { s2v_out_free(v, fo); return rc; }
     *out = fo;
     return 0;
 }
@@ -325,7 +247,7 @@ static int encode_stored(s2_video *v, int obj, int frame_idx, s2_frame_out *fo) 
     s2_ref_interp_bilinear(high, fo->pred_masks, 1, v->LH, v->LH, S, S, false, false);
     int rc = s2_encode_new_memory(&v->ctx, v->m, &v->bb, high, fo->object_score, true, feat);
     if (rc == 0) {
-        fo->maskmem = fo_mem_slot(v, fo);
+        fo->maskmem = s2v_mem_slot(v, fo);
         s2_to_bf16(fo->maskmem, feat, (int64_t)v->Cm * v->H * v->W);
     }
     s2_arena_reset(&v->arena);
@@ -400,7 +322,7 @@ static int consolidate(s2_video *v, int frame_idx, bool is_cond, s2_video_masks 
 }
 
 const s2_frame_out *s2_video_output(const s2_video *v, int obj_id, int frame_idx, int *where) {
-    int k = v ? obj_find(v, obj_id) : -1;
+    int k = v ? s2v_obj_find(v, obj_id) : -1;
     if (k < 0 || frame_idx < 0 || frame_idx >= v->num_frames) return NULL;
     const s2_vobj *o = &v->objs[k];
     s2_frame_out *const *order[4] = {o->tmp_cond, o->tmp_non_cond, o->cond, o->non_cond};
@@ -440,7 +362,11 @@ static int add_prompt_tail(s2_video *v, int k, int frame_idx, bool use_prev, s2_
     int rc = run_single_frame(v, &fc, &fo);
     free(prev);
     if (rc < 0) return rc;
-    slot_set(&tmp[frame_idx], fo);
+    s2v_slot_set(v, &tmp[frame_idx], fo);
+    o->has_tmp = true;
+    // a live stream may drop the frame before the next propagation: encode now (the same
+    // memory the preflight would encode from the same features and logits)
+    if (s2_video_is_stream(v)) S2_CHECK(encode_stored(v, k, frame_idx, fo));
     return consolidate(v, frame_idx, is_cond, res);
 }
 
@@ -457,13 +383,10 @@ static void to_model_coords(const s2_video *v, float *xy, int n, bool normalize)
     }
 }
 
-/* Argument checks shared by the prompt calls. */
+/* Argument checks shared by the prompt calls (a dropped stream frame included). */
 static int check_frame(const s2_video *v, int frame_idx, const char *what) {
     if (!v) return s2_err(SAM2C_ERR_ARG, "%s: no session", what);
-    if (v->num_frames == 0) return s2_err(SAM2C_ERR_STATE, "%s: no frames loaded", what);
-    if (frame_idx < 0 || frame_idx >= v->num_frames)
-        return s2_err(SAM2C_ERR_ARG, "%s: frame %d outside [0, %d)", what, frame_idx, v->num_frames);
-    return 0;
+    return s2_vsource_check(v->src, frame_idx, what);
 }
 
 // ref: SAM2VideoPredictor.add_new_points_or_box
@@ -481,7 +404,7 @@ int s2_video_add_points_or_box(s2_video *v, int frame_idx, int obj_id, const flo
     for (int i = 0; i < n_points; i++)
         if (labels[i] < -1 || labels[i] > 3 || !isfinite(points[2 * i]) || !isfinite(points[2 * i + 1]))
             return s2_err(SAM2C_ERR_ARG, "add points: bad point %d (label %d)", i, (int)labels[i]);
-    int k = obj_get(v, obj_id);
+    int k = s2v_obj_get(v, obj_id);
     if (k < 0) return k;
     s2_vpoints *pp = &v->objs[k].pts[frame_idx];
     const int keep = clear_old_points ? 0 : pp->n, nb = box ? 2 : 0, n = keep + nb + n_points;
@@ -519,7 +442,7 @@ int s2_video_add_mask(s2_video *v, int frame_idx, int obj_id, const uint8_t *mas
         memcpy(mi, orig, sizeof(float) * (size_t)S * S);
     }
     free(orig);
-    int k = obj_get(v, obj_id);
+    int k = s2v_obj_get(v, obj_id);
     if (k < 0) { free(mi); return k; }
     s2_vobj *o = &v->objs[k];
     free(o->mask_in[frame_idx]);
@@ -538,12 +461,11 @@ static int clear_prompts(s2_video *v, int k, int frame_idx) {
     o->pts[frame_idx] = (s2_vpoints){0, NULL, NULL};
     free(o->mask_in[frame_idx]);
     o->mask_in[frame_idx] = NULL;
-    slot_set(&o->tmp_cond[frame_idx], NULL);
-    slot_set(&o->tmp_non_cond[frame_idx], NULL);
-    s2_frame_out *c = o->cond[frame_idx];
+    s2v_slot_set(v, &o->tmp_cond[frame_idx], NULL);
+    s2v_slot_set(v, &o->tmp_non_cond[frame_idx], NULL);
+    s2_frame_out *c = s2v_cond_take(v, o, frame_idx);
     if (c) { // no longer conditioning: downgrade to a non-conditioning output
-        o->cond[frame_idx] = NULL;
-        slot_set(&o->non_cond[frame_idx], c);
+        s2v_slot_set(v, &o->non_cond[frame_idx], c);
         o->tracked[frame_idx] = -1;
     }
     return 0;
@@ -551,7 +473,7 @@ static int clear_prompts(s2_video *v, int k, int frame_idx) {
 
 int s2_video_clear_prompts(s2_video *v, int frame_idx, int obj_id, s2_video_masks *out) {
     S2_CHECK(check_frame(v, frame_idx, "clear prompts"));
-    int k = obj_find(v, obj_id);
+    int k = s2v_obj_find(v, obj_id);
     if (k < 0) return s2_err(SAM2C_ERR_ARG, "clear prompts: unknown object id %d", obj_id);
     clear_prompts(v, k, frame_idx);
     if (!out) return 0;
@@ -563,7 +485,7 @@ int s2_video_clear_prompts(s2_video *v, int frame_idx, int obj_id, s2_video_mask
 // ref: SAM2VideoPredictor.remove_object
 int s2_video_remove_object(s2_video *v, int obj_id, bool strict) {
     if (!v) return s2_err(SAM2C_ERR_ARG, "remove object: no session");
-    int k = obj_find(v, obj_id);
+    int k = s2v_obj_find(v, obj_id);
     if (k < 0) return strict ? s2_err(SAM2C_ERR_ARG, "remove object: unknown object id %d", obj_id) : 0;
     if (v->n_obj == 1) {
         s2_video_reset(v);
@@ -571,7 +493,7 @@ int s2_video_remove_object(s2_video *v, int obj_id, bool strict) {
     }
     for (int t = 0; t < v->num_frames; t++)
         if (v->objs[k].pts[t].n > 0 || v->objs[k].mask_in[t]) clear_prompts(v, k, t);
-    obj_free(v, &v->objs[k]);
+    s2v_obj_free(v, &v->objs[k]);
     memmove(&v->objs[k], &v->objs[k + 1], sizeof(s2_vobj) * (size_t)(v->n_obj - k - 1));
     v->n_obj--;
     return 0;
@@ -586,34 +508,40 @@ static void clear_non_cond_around(s2_video *v, int k, int frame_idx) {
     const int r = v->m->cfg.memory_temporal_stride_for_eval > 0 ? v->m->cfg.memory_temporal_stride_for_eval : 1;
     const int span = r * v->m->cfg.num_maskmem;
     for (int t = frame_idx - span; t <= frame_idx + span; t++)
-        if (t >= 0 && t < v->num_frames) slot_set(&v->objs[k].non_cond[t], NULL);
+        if (t >= 0 && t < v->num_frames) s2v_slot_set(v, &v->objs[k].non_cond[t], NULL);
+}
+
+// ref: SAM2VideoPredictor.propagate_in_video_preflight (one object's temporary outputs)
+/* Encodes the memories of the temporary outputs (binarised, as frames with user input)
+ * and moves them into the object's output slots. */
+static int move_temporary(s2_video *v, int k) {
+    s2_vobj *o = &v->objs[k];
+    for (int is_cond = 0; is_cond < 2; is_cond++) {
+        s2_frame_out **tmp = is_cond ? o->tmp_cond : o->tmp_non_cond;
+        for (int t = 0; t < v->num_frames; t++) {
+            if (!tmp[t]) continue;
+            if (!tmp[t]->maskmem) S2_CHECK(encode_stored(v, k, t, tmp[t]));
+            if (is_cond) s2v_cond_set(v, o, t, tmp[t]);
+            else s2v_slot_set(v, &o->non_cond[t], tmp[t]);
+            tmp[t] = NULL;
+            if (v->p.clear_non_cond_mem_around_input) clear_non_cond_around(v, k, t);
+        }
+    }
+    for (int t = 0; t < v->num_frames; t++)
+        if (o->cond[t]) s2v_slot_set(v, &o->non_cond[t], NULL);
+    o->has_tmp = false;
+    return 0;
 }
 
 // ref: SAM2VideoPredictor.propagate_in_video_preflight
-/* Encodes the memories of the temporary outputs (binarised, as frames with user input)
- * and moves them into the objects' output slots. */
+/* Temporary outputs into the output slots; every object needs a conditioning frame. */
 static int preflight(s2_video *v) {
     if (v->n_obj == 0)
         return s2_err(SAM2C_ERR_STATE, "propagate: no input points or masks are provided for any object");
     for (int k = 0; k < v->n_obj; k++) {
-        s2_vobj *o = &v->objs[k];
-        for (int is_cond = 0; is_cond < 2; is_cond++) {
-            s2_frame_out **tmp = is_cond ? o->tmp_cond : o->tmp_non_cond;
-            s2_frame_out **dst = is_cond ? o->cond : o->non_cond;
-            for (int t = 0; t < v->num_frames; t++) {
-                if (!tmp[t]) continue;
-                if (!tmp[t]->maskmem) S2_CHECK(encode_stored(v, k, t, tmp[t]));
-                slot_set(&dst[t], tmp[t]);
-                tmp[t] = NULL;
-                if (v->p.clear_non_cond_mem_around_input) clear_non_cond_around(v, k, t);
-            }
-        }
-        bool any = false;
-        for (int t = 0; t < v->num_frames; t++) any |= o->cond[t] != NULL;
-        if (!any)
-            return s2_err(SAM2C_ERR_STATE, "propagate: no input points or masks are provided for object id %d", o->id);
-        for (int t = 0; t < v->num_frames; t++)
-            if (o->cond[t]) slot_set(&o->non_cond[t], NULL);
+        if (v->objs[k].has_tmp) S2_CHECK(move_temporary(v, k));
+        if (v->objs[k].n_cond == 0)
+            return s2_err(SAM2C_ERR_STATE, "propagate: no input points or masks are provided for object id %d", v->objs[k].id);
     }
     return 0;
 }
@@ -629,14 +557,16 @@ static int propagate_frame(s2_video *v, int t, bool reverse, const float **low, 
             frame_call fc = {k, t, false, NULL, NULL, reverse, true, NULL};
             s2_frame_out *fo = NULL;
             S2_CHECK(run_single_frame(v, &fc, &fo));
-            slot_set(&o->non_cond[t], fo);
+            s2v_slot_set(v, &o->non_cond[t], fo);
         }
         o->tracked[t] = reverse ? 1 : 0;
         low[k] = o->cond[t] ? o->cond[t]->pred_masks : o->non_cond[t]->pred_masks;
     }
     s2_video_masks res;
     S2_CHECK(video_res_output(v, t, low, &res));
-    return fn ? fn(user, &res) : 0;
+    int rc = fn ? fn(user, &res) : 0;
+    s2v_after_track(v, t, reverse); // after the callback: it may still read this frame
+    return rc;
 }
 
 // ref: SAM2VideoPredictor.propagate_in_video
@@ -651,8 +581,7 @@ int s2_video_propagate(s2_video *v, int start_frame_idx, int max_frame_num_to_tr
             for (int t = 0; t < start_frame_idx; t++)
                 if (v->objs[k].cond[t]) { start_frame_idx = t; break; }
     }
-    if (start_frame_idx >= v->num_frames)
-        return s2_err(SAM2C_ERR_ARG, "propagate: start frame %d outside [0, %d)", start_frame_idx, v->num_frames);
+    S2_CHECK(s2_vsource_check(v->src, start_frame_idx, "propagate: start"));
     if (max_frame_num_to_track < 0) max_frame_num_to_track = v->num_frames;
     int first = start_frame_idx, last, step = reverse ? -1 : 1;
     if (reverse) {
@@ -676,43 +605,58 @@ int s2_video_propagate(s2_video *v, int start_frame_idx, int max_frame_num_to_tr
 /* Frames                                                                       */
 /* ---------------------------------------------------------------------------- */
 
+/* Frames of a folder are decoded on use, a couple kept (each decode is independent). */
+#define S2V_DIR_CACHE 2
+
 // ref: sam2/utils/misc.py load_video_frames / _load_img_as_tensor
+/* Every frame is decoded once here (an unreadable one fails now, as the official
+ * loader's); the video size is the last frame's. */
 int s2_video_load_dir(s2_video *v, const char *dir) {
     if (!v || !dir) return s2_err(SAM2C_ERR_ARG, "video: no frames folder");
     s2_frame_file *list = NULL;
     int n = 0;
     S2_CHECK(s2_list_frame_files(dir, &list, &n));
-    const size_t per = (size_t)v->S * v->S * 3;
-    uint8_t *frames = s2_malloc(per * (size_t)n);
     s2_image_opts opts;
     s2_image_opts_default(&opts);
     opts.apply_exif = false; // PIL.Image.open does not rotate
-    int rc = frames ? 0 : SAM2C_ERR_NOMEM, vw = 0, vh = 0;
+    const char **names = s2_malloc(sizeof(char *) * (size_t)n);
+    int rc = names ? 0 : SAM2C_ERR_NOMEM, vw = 0, vh = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, list[i].name);
         s2_image im = {0};
         rc = s2_image_load(path, &opts, &im);
-        if (rc < 0) break;
-        s2_pil_resize_bicubic_u8(frames + per * (size_t)i, v->S, v->S, im.px, im.w, im.h, 3);
         vw = im.w;
         vh = im.h;
+        names[i] = list[i].name;
         s2_image_free(&im);
     }
+    s2_vsource *src = NULL;
+    if (rc == 0) rc = s2_vsource_dir(v->S, dir, names, n, S2V_DIR_CACHE, &src);
+    free(names);
     s2_frame_files_free(list, n);
-    if (rc < 0) { free(frames); return rc; }
-    return install_frames(v, frames, n, vw, vh);
+    return rc < 0 ? rc : s2_video_set_source(v, src, vw, vh);
 }
 
 int s2_video_set_frames(s2_video *v, int n, const uint8_t *const *rgb, int w, int h) {
-    if (!v || n <= 0 || !rgb || w <= 0 || h <= 0)
-        return s2_err(SAM2C_ERR_ARG, "video: no frames given");
-    const size_t per = (size_t)v->S * v->S * 3;
-    uint8_t *frames = s2_malloc(per * (size_t)n);
-    if (!frames) return SAM2C_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
-        if (!rgb[i]) { free(frames); return s2_err(SAM2C_ERR_ARG, "video: frame %d is missing", i); }
-        s2_pil_resize_bicubic_u8(frames + per * (size_t)i, v->S, v->S, rgb[i], w, h, 3);
-    }
-    return install_frames(v, frames, n, w, h);
+    if (!v) return s2_err(SAM2C_ERR_ARG, "video: no frames given");
+    s2_vsource *src = NULL;
+    S2_CHECK(s2_vsource_memory(v->S, n, rgb, w, h, &src));
+    return s2_video_set_source(v, src, w, h);
+}
+
+/* Keeps the masks of the one frame a track_frame propagation yields. */
+static int keep_masks(void *user, const s2_video_masks *m) {
+    *(s2_video_masks *)user = *m;
+    return 0;
+}
+
+int s2_video_track_frame(s2_video *v, int frame_idx, s2_video_masks *out) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "track frame: no session");
+    S2_CHECK(s2_vsource_check(v->src, frame_idx, "track frame"));
+    s2_video_masks m = {0};
+    if (v->n_obj == 0) S2_CHECK(video_res_output(v, frame_idx, NULL, &m));
+    else S2_CHECK(s2_video_propagate(v, frame_idx, 0, false, keep_masks, &m));
+    if (out) *out = m;
+    return 0;
 }

@@ -1,6 +1,7 @@
-/* Public video tracking API (sam2c_video_*): frame loading from folders and video files,
- * frame names, limits, progress / cancel, and the per-frame object scores, around the
- * video predictor (predict/video.h). */
+/* Public video tracking API (sam2c_video_*): frame loading from folders and video files
+ * (scanned once, then decoded on use), live streams pushed frame by frame, frame names,
+ * limits, progress / cancel, and the per-frame object scores, around the video
+ * predictor (predict/video.h). */
 #include "sam2c.h"
 #include "core/limits.h"
 #include "core/s2.h"
@@ -27,16 +28,25 @@ struct sam2c_video {
     int n_ids, cap_ids;
     float *scores;            /* [cap_scores] object scores of the last returned frame */
     int cap_scores;
+    char name_buf[32];        /* name of a stream frame (stream frames keep no names) */
     atomic_int cancel;
 };
 
-/* Frames decoded at full size while loading (the predictor resizes them at once). */
+/* The frames a scan found readable: names and where to read each again. */
 typedef struct frame_set {
-    uint8_t **px;             /* [n] (h, w, 3) */
-    char **names;             /* [n] */
+    char **names;             /* [n] frame names */
+    char **files;             /* [n] folder: file names inside it */
+    int *pos;                 /* [n] video file: stream positions */
+    int64_t *pts;             /* [n] video file: timestamps (INT64_MIN unknown) */
+    bool *key;                /* [n] video file: key frames */
     int n, cap, w, h;
     char *first_name;         /* for size mismatch messages */
 } frame_set;
+
+/* Decoded frames a video file source keeps: a reverse pass re-opens the file once per
+ * this many frames. */
+#define S2V_FILE_CACHE 8
+#define S2V_DIR_CACHE 2
 
 sam2c_video_params sam2c_video_default_params(void) {
     sam2c_video_params p;
@@ -59,6 +69,9 @@ int sam2c_video_create(const sam2c_model *model, const sam2c_video_params *param
     if (p.fill_hole_area >= 0) sp.fill_hole_area = p.fill_hole_area;
     if (p.non_overlap_masks >= 0) sp.non_overlap_masks = p.non_overlap_masks != 0;
     if (p.clear_non_cond_mem_around_input >= 0) sp.clear_non_cond_mem_around_input = p.clear_non_cond_mem_around_input != 0;
+    if (p.window < 0) return s2_err(SAM2C_ERR_ARG, "video: window %d < 0", p.window);
+    sp.keep_all_outputs = p.keep_all_outputs != 0;
+    sp.window = p.window;
     sam2c_video *v = s2_calloc(1, sizeof *v);
     if (!v) return SAM2C_ERR_NOMEM;
     v->m = model;
@@ -95,41 +108,57 @@ s2_video *s2_video_api_inner(sam2c_video *v) { return v ? v->vid : NULL; }
 /* Loading                                                                      */
 /* ---------------------------------------------------------------------------- */
 
-/* Frees the decoded frames and names still owned by the set. */
+/* Frees the names and places still owned by the set. */
 static void frame_set_free(frame_set *fs) {
-    for (int i = 0; i < fs->n; i++) free(fs->px[i]);
-    free(fs->px);
     free_strs(fs->names, fs->n);
+    free_strs(fs->files, fs->n);
+    free(fs->pos);
+    free(fs->pts);
+    free(fs->key);
     free(fs->first_name);
     memset(fs, 0, sizeof *fs);
 }
 
-/* Appends one decoded frame (takes px) named `name`; frames must all have the first
- * one's size (`label`: the frame as messages name it, e.g. its file). */
-static int frame_set_add(frame_set *fs, uint8_t *px, int w, int h, const char *name, const char *label,
-                         const char *where) {
+/* Room for one more frame in every list of the set. */
+static int frame_set_grow(frame_set *fs) {
+    if (fs->n < fs->cap) return 0;
+    int cap = fs->cap ? 2 * fs->cap : 64;
+    char **nn = s2_realloc(fs->names, sizeof *nn * (size_t)cap);
+    if (nn) fs->names = nn;
+    char **nf = nn ? s2_realloc(fs->files, sizeof *nf * (size_t)cap) : NULL;
+    if (nf) fs->files = nf;
+    int *np = nf ? s2_realloc(fs->pos, sizeof *np * (size_t)cap) : NULL;
+    if (np) fs->pos = np;
+    int64_t *nt = np ? s2_realloc(fs->pts, sizeof *nt * (size_t)cap) : NULL;
+    if (nt) fs->pts = nt;
+    bool *nk = nt ? s2_realloc(fs->key, sizeof *nk * (size_t)cap) : NULL;
+    if (nk) fs->key = nk;
+    if (!nk) return SAM2C_ERR_NOMEM;
+    fs->cap = cap;
+    return 0;
+}
+
+/* Appends one readable frame named `name`, read again from `file` (folder) or stream
+ * position `pos` (video file); frames must all have the first one's size (`label`: the
+ * frame as messages name it, e.g. its file). */
+static int frame_set_add(frame_set *fs, int w, int h, const char *name, const char *file, int pos,
+                         const char *label, const char *where) {
     if (fs->n == 0) {
         fs->w = w;
         fs->h = h;
-        if (!(fs->first_name = s2_strdup(label))) { free(px); return SAM2C_ERR_NOMEM; }
+        if (!(fs->first_name = s2_strdup(label))) return SAM2C_ERR_NOMEM;
     } else if (w != fs->w || h != fs->h) {
-        free(px);
         return s2_err(SAM2C_ERR_SHAPE, "%s: %s: frame is %dx%d but frame %s is %dx%d (frames of different sizes)", where,
                       label, w, h, fs->first_name, fs->w, fs->h);
     }
-    if (fs->n == fs->cap) {
-        int cap = fs->cap ? 2 * fs->cap : 64;
-        uint8_t **np = s2_realloc(fs->px, sizeof *np * (size_t)cap);
-        if (np) fs->px = np;
-        char **nn = np ? s2_realloc(fs->names, sizeof *nn * (size_t)cap) : NULL;
-        if (nn) fs->names = nn;
-        if (!np || !nn) { free(px); return SAM2C_ERR_NOMEM; }
-        fs->cap = cap;
-    }
-    char *nm = s2_strdup(name);
-    if (!nm) { free(px); return SAM2C_ERR_NOMEM; }
-    fs->px[fs->n] = px;
-    fs->names[fs->n++] = nm;
+    S2_CHECK(frame_set_grow(fs));
+    char *nm = s2_strdup(name), *fl = file ? s2_strdup(file) : NULL;
+    if (!nm || (file && !fl)) { free(nm); free(fl); return SAM2C_ERR_NOMEM; }
+    fs->names[fs->n] = nm;
+    fs->files[fs->n] = fl;
+    fs->pts[fs->n] = INT64_MIN;
+    fs->key[fs->n] = false;
+    fs->pos[fs->n++] = pos;
     return 0;
 }
 
@@ -183,10 +212,12 @@ static int load_folder(sam2c_video *v, const char *dir, frame_set *fs) {
         snprintf(path, sizeof path, "%s/%s", dir, list[i].name);
         stem_of(list[i].name, stem, sizeof stem);
         s2_image im = {0};
-        rc = s2_image_load(path, &opts, &im);
+        rc = s2_image_load(path, &opts, &im); // decoded once to check it; read again on use
+        const int iw = im.w, ih = im.h;
+        s2_image_free(&im);
         if (rc == SAM2C_ERR_LIMIT) break;
         if (rc < 0) { rc = bad_frame(v, rc, list[i].name); continue; }
-        rc = frame_set_add(fs, im.px, im.w, im.h, stem, list[i].name, dir);
+        rc = frame_set_add(fs, iw, ih, stem, list[i].name, 0, list[i].name, dir);
         if (rc == 0) rc = frame_boundary(v, fs->n, want, "open");
     }
     s2_frame_files_free(list, n);
@@ -213,19 +244,22 @@ static int load_file(sam2c_video *v, const char *path, frame_set *fs) {
             continue;
         }
         if (fs->n >= lim) { rc = s2_limit_check(&v->lim, S2_LIMIT_max_frames, fs->n + 1, path); break; }
-        uint8_t *px = s2_malloc((size_t)w * h * 3);
-        if (!px) { rc = SAM2C_ERR_NOMEM; break; }
-        memcpy(px, rgb, (size_t)w * h * 3);
-        if ((rc = frame_set_add(fs, px, w, h, name, name, path)) < 0) break;
+        if ((rc = frame_set_add(fs, w, h, name, NULL, idx, name, path)) < 0) break;
+        s2_vreader_last(r, &fs->pts[fs->n - 1], &fs->key[fs->n - 1]); // to seek there again
         if ((rc = frame_boundary(v, fs->n, v->p.max_frames, "open")) < 0) break;
     }
     s2_vreader_free(r);
     return rc < 0 ? rc : 0;
 }
 
-/* Hands the frames to the predictor and takes their names; objects are forgotten. */
-static int install(sam2c_video *v, frame_set *fs) {
-    int rc = s2_video_set_frames(v->vid, fs->n, (const uint8_t *const *)fs->px, fs->w, fs->h);
+/* Hands the predictor a source reading the scanned frames again and takes their names;
+ * objects are forgotten. */
+static int install(sam2c_video *v, const char *path, bool dir, frame_set *fs) {
+    const int S = sam2c_model_image_size(v->m);
+    s2_vsource *src = NULL;
+    int rc = dir ? s2_vsource_dir(S, path, (const char *const *)fs->files, fs->n, S2V_DIR_CACHE, &src)
+                 : s2_vsource_file(S, path, fs->pos, fs->pts, fs->key, fs->n, S2V_FILE_CACHE, &src);
+    if (rc == 0) rc = s2_video_set_source(v->vid, src, fs->w, fs->h);
     if (rc < 0) return rc;
     free_strs(v->names, v->n_names);
     v->names = fs->names;
@@ -248,9 +282,10 @@ int sam2c_video_open(sam2c_video *v, const char *path) {
     if (stat(path, &st) != 0) return s2_err(SAM2C_ERR_IO, "%s: no such file or folder", path);
     clear_frames_info(v);
     frame_set fs = {0};
-    int rc = S_ISDIR(st.st_mode) ? load_folder(v, path, &fs) : load_file(v, path, &fs);
+    const bool dir = S_ISDIR(st.st_mode);
+    int rc = dir ? load_folder(v, path, &fs) : load_file(v, path, &fs);
     if (rc == 0 && fs.n == 0) rc = s2_err(SAM2C_ERR_FORMAT, "%s: no frame could be read", path);
-    if (rc == 0) rc = install(v, &fs);
+    if (rc == 0) rc = install(v, path, dir, &fs);
     frame_set_free(&fs);
     atomic_store(&v->cancel, 0);
     return rc;
@@ -286,6 +321,12 @@ void sam2c_video_size(const sam2c_video *v, int *width, int *height) {
 }
 
 const char *sam2c_video_frame_name(const sam2c_video *v, int frame_idx) {
+    if (v && s2_video_is_stream(v->vid)) { // "%05d" of its index, formatted on demand
+        if (frame_idx < 0 || frame_idx >= s2_video_num_frames(v->vid)) return NULL;
+        char *buf = ((sam2c_video *)v)->name_buf; // a formatting buffer, not session state
+        snprintf(buf, sizeof v->name_buf, "%05d", frame_idx);
+        return buf;
+    }
     if (!v || frame_idx < 0 || frame_idx >= v->n_names) return NULL;
     return v->names[frame_idx];
 }
@@ -459,4 +500,44 @@ int sam2c_video_propagate(sam2c_video *v, int start_frame, int max_frames, int r
     int rc = s2_video_propagate(v->vid, start_frame, max_frames, reverse != 0, prop_frame, &pc);
     atomic_store(&v->cancel, 0);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------- */
+/* Live streams                                                                 */
+/* ---------------------------------------------------------------------------- */
+
+int sam2c_video_open_stream(sam2c_video *v, int width, int height) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "open stream: no session");
+    if (width <= 0 || height <= 0) return s2_err(SAM2C_ERR_ARG, "open stream: bad frame size %dx%d", width, height);
+    S2_CHECK(s2_limit_check(&v->lim, S2_LIMIT_max_pixels, (int64_t)width * height, "open stream"));
+    S2_CHECK(s2_video_open_stream(v->vid, width, height));
+    clear_frames_info(v);
+    free_strs(v->names, v->n_names);
+    v->names = NULL;
+    v->n_names = 0;
+    v->n_ids = 0;
+    atomic_store(&v->cancel, 0);
+    return 0;
+}
+
+int sam2c_video_push_frame(sam2c_video *v, const uint8_t *rgb, int width, int height, int *frame_idx) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "push frame: no session");
+    return s2_video_push_frame(v->vid, rgb, width, height, frame_idx);
+}
+
+// ref: sam2/sam2_video_predictor.py SAM2VideoPredictor.propagate_in_video (one frame)
+int sam2c_video_track_frame(sam2c_video *v, int frame_idx, sam2c_video_frame *out) {
+    s2_threads_apply();
+    if (!v) return s2_err(SAM2C_ERR_ARG, "track frame: no session");
+    s2_video_masks m;
+    S2_CHECK(s2_video_track_frame(v->vid, frame_idx, &m));
+    S2_CHECK(sync_ids(v, &m));
+    if (out) S2_CHECK(fill_frame(v, &m, out));
+    return frame_boundary(v, frame_idx + 1, 0, "track frame");
+}
+
+int sam2c_video_resident(const sam2c_video *v, int *frames_held, int *outputs_held, size_t *bytes) {
+    if (!v) return s2_err(SAM2C_ERR_ARG, "resident: no session");
+    s2_video_resident(v->vid, frames_held, outputs_held, bytes);
+    return 0;
 }

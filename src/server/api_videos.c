@@ -92,7 +92,13 @@ static int load_video(s2_server *sv, int64_t vid, struct s2_vslot *vs) {
         if (rc == SAM2C_OK) px[f] = ims[f].px;
     }
     s2_video *v = NULL;
-    if (rc == SAM2C_OK) rc = s2_video_create(sv->m, NULL, &v);
+    /* The panel keeps corrections as conditioning frames (they stick through later
+     * propagations) and, holding every frame anyway, every output (exact corrections
+     * anywhere in the video). */
+    s2_video_params vp = s2_video_default_params(sv->m);
+    vp.add_all_frames_to_correct_as_cond = true;
+    vp.keep_all_outputs = true;
+    if (rc == SAM2C_OK) rc = s2_video_create(sv->m, &vp, &v);
     if (rc == SAM2C_OK) rc = s2_video_set_frames(v, n, px, ims[0].w, ims[0].h);
     if (rc == SAM2C_OK && !(vs->res = s2_calloc((size_t)n, sizeof *vs->res))) rc = SAM2C_ERR_NOMEM;
     if (rc == SAM2C_OK) {
