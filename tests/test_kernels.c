@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 #include "io/tensorfile.h"
 #include "backend/backend.h"
+#include "kernels/fast.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -445,6 +446,90 @@ TEST(maxpool_and_layout) {
     s2_ref_nchw_to_nhwc(back, t, N, C, H, W);
     CHECK(memcmp(back, x, N * H * W * C * 4) == 0);
     free(x), free(t), free(back);
+}
+
+/* ---- fast kernels (kernels/fast.h) against their reference twins ----------------------- */
+
+// Worst |a - b| / (abs_tol + rel_tol |b|) over n values (> 1 means out of tolerance).
+static double worst_ratio(const float *a, const float *b, int64_t n, double rel_tol, double abs_tol) {
+    double w = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double r = fabs((double)a[i] - b[i]) / (abs_tol + rel_tol * fabs((double)b[i]));
+        if (r > w || isnan(r)) w = isnan(r) ? INFINITY : r;
+    }
+    return w;
+}
+
+TEST(fast_gelu_and_norms_match_reference) {
+    int64_t n = 40003, rows = 37, C = 100, HW = 53;
+    float *x = malloc(n * 4), *g = malloc(n * 4);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(i - n / 2) / 2000.0f; /* [-10, 10] */
+    memcpy(g, x, n * 4);
+    s2_ref_gelu(x, n);
+    s2_fast_gelu(g, n);
+    double wg = worst_ratio(g, x, n, 4 * EPS32, 4e-7); /* A&S erf: 1.5e-7 absolute */
+    printf("  fast gelu: worst error %.2f of (4e-7 + 4 eps |y|)\n", wg);
+    CHECK(wg <= 1.0);
+    float *a = rand_buf(rows * C, 3), *gm = rand_buf(C, 1), *bt = rand_buf(C, 1);
+    for (int64_t i = 0; i < rows * C; i++) a[i] += 4.0f; /* non-zero mean */
+    float *r1 = malloc(rows * C * 4), *r2 = malloc(rows * C * 4);
+    s2_ref_layernorm(r1, a, gm, bt, rows, C, 1e-6f);
+    s2_fast_layernorm(r2, a, gm, bt, rows, C, 1e-6f);
+    double wl = worst_ratio(r2, r1, rows * C, 0, 2e-5);
+    s2_ref_layernorm2d(r1, a, gm, bt, 2, (int)C / 2, HW / 2 + 1, 1e-6f); /* 2 images, odd HW */
+    s2_fast_layernorm2d(r2, a, gm, bt, 2, (int)C / 2, HW / 2 + 1, 1e-6f);
+    double w2 = worst_ratio(r2, r1, 2 * (C / 2) * (HW / 2 + 1), 0, 2e-5);
+    printf("  fast layernorm / layernorm2d: worst %.2f / %.2f of 2e-5\n", wl, w2);
+    CHECK(wl <= 1.0 && w2 <= 1.0);
+    free(x), free(g), free(a), free(gm), free(bt), free(r1), free(r2);
+}
+
+/* The transposed convolution with its epilogue: the reference (NCHW and NHWC input)
+ * equals k_eq_s + add + GELU bit for bit; the fast scatter of the same GEMM result
+ * equals it within the GELU approximation (exactly without GELU). */
+TEST(conv_transpose_epilogue_and_fast_scatter) {
+    int N = 2, C = 24, H = 5, W = 16, OC = 8, K = 2;
+    int64_t nx = (int64_t)N * C * H * W, ny = (int64_t)N * OC * H * K * W * K, NC = OC * K * K;
+    float *x = rand_buf(nx, 1), *w = rand_buf(C * NC, 1), *b = rand_buf(OC, 1), *add = rand_buf(ny, 1);
+    float *y0 = malloc(ny * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4), *xh = malloc(nx * 4);
+    s2_ref_conv_transpose2d_k_eq_s(y0, x, w, b, N, C, H, W, OC, K);
+    s2_ref_add(y0, y0, add, ny);
+    s2_ref_gelu(y0, ny);
+    s2_convt_desc d = {.N = N, .C = C, .H = H, .W = W, .OC = OC, .K = K, .add = add, .act = S2_ACT_GELU};
+    s2_ref_conv_transpose2d(y1, x, w, b, &d);
+    CHECK(memcmp(y0, y1, ny * 4) == 0);
+    s2_ref_nchw_to_nhwc(xh, x, N, C, H, W);
+    d.x_nhwc = true;
+    s2_ref_conv_transpose2d(y2, xh, w, b, &d);
+    CHECK(memcmp(y0, y2, ny * 4) == 0);
+    /* t [N][NC][HW] = w^T x (no bias), then the scatter adds bias, add and GELU */
+    float *t = malloc((size_t)N * H * W * NC * 4), *wt = malloc((size_t)C * NC * 4);
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < NC; j++) wt[j * C + c] = w[c * NC + j];
+    for (int n = 0; n < N; n++) s2_ref_matmul(t + (int64_t)n * H * W * NC, wt, x + (int64_t)n * C * H * W, NC, C, (int64_t)H * W, false, 1, 0);
+    d.act = S2_ACT_NONE, d.x_nhwc = false;
+    s2_ref_conv_transpose2d(y1, x, w, b, &d);
+    for (int act = 0; act < 2; act++) {
+        s2_fast_convt_scatter(y2, t, b, add, false, act, N, OC, H, W, K);
+        double wr = worst_ratio(y2, act ? y0 : y1, ny, 4 * EPS32, 1e-5);
+        printf("  fast convT scatter (act %d): worst %.2f of tolerance\n", act, wr);
+        CHECK(wr <= 1.0);
+    }
+    free(x), free(w), free(b), free(add), free(y0), free(y1), free(y2), free(xh), free(t), free(wt);
+}
+
+TEST(transposes_tiled_exact) {
+    const int N = 2, C = 40, H = 9, W = 21; /* tiles of 16 plus ragged edges */
+    int64_t n = (int64_t)N * C * H * W;
+    float *x = rand_buf(n, 1), *y = malloc(n * 4), *z = malloc(n * 4);
+    s2_ref_nchw_to_nhwc(y, x, N, C, H, W);
+    int bad = 0;
+    for (int b = 0; b < N; b++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < H * W; p++) bad += y[((int64_t)b * H * W + p) * C + c] != x[((int64_t)b * C + c) * H * W + p];
+    s2_ref_nhwc_to_nchw(z, y, N, H, W, C);
+    CHECK(bad == 0 && memcmp(z, x, n * 4) == 0);
+    free(x), free(y), free(z);
 }
 
 /* ---- thread-count invariance ------------------------------------------------------------ */

@@ -70,6 +70,65 @@ void s2_op_attention(s2_ctx *c, float *o, int64_t o_ld, const float *q, int64_t 
     else s2_ref_attention(o, o_ld, q, q_ld, k, k_ld, v, v_ld, B, H, Nq, Nk, d);
 }
 
+// Reference activation in place.
+static void ref_act(float *y, int64_t n, s2_act act) {
+    if (act == S2_ACT_GELU) s2_ref_gelu(y, n);
+    else if (act == S2_ACT_RELU) s2_ref_relu(y, n);
+}
+
+// y = act(x w^T + b): the fused slot, else linear then the reference activation
+void s2_op_linear_act(s2_ctx *c, float *y, const float *x, const float *w, const float *b,
+                      int64_t M, int64_t K, int64_t N, s2_act act) {
+    if (c && c->be && c->be->linear_act) {
+        c->be->linear_act(c->be->self, y, x, w, b, M, K, N, act);
+        return;
+    }
+    s2_op_linear(c, y, x, w, b, M, K, N);
+    ref_act(y, M * N, act);
+}
+
+// act(x w1^T + b1) w2^T + b2 with the hidden layer in the arena
+void s2_op_mlp(s2_ctx *c, float *y, const float *x, const float *w1, const float *b1,
+               const float *w2, const float *b2, int64_t M, int64_t K, int64_t Hd, int64_t N,
+               s2_act act) {
+    s2_arena_mark mk = s2_arena_get_mark(c->scratch);
+    float *h = s2_scratch_f32(c, M * Hd); // (M, Hd)
+    if (c->be && c->be->mlp) {
+        c->be->mlp(c->be->self, y, x, w1, b1, w2, b2, M, K, Hd, N, act, h);
+    } else {
+        s2_op_linear_act(c, h, x, w1, b1, M, K, Hd, act);
+        s2_op_linear(c, y, h, w2, b2, M, Hd, N);
+    }
+    s2_arena_release(c->scratch, mk);
+}
+
+// exact GELU in place
+void s2_op_gelu(s2_ctx *c, float *x, int64_t n) {
+    if (c && c->be && c->be->gelu) c->be->gelu(c->be->self, x, n);
+    else s2_ref_gelu(x, n);
+}
+
+// LayerNorm over rows of C
+void s2_op_layernorm(s2_ctx *c, float *y, const float *x, const float *g, const float *b,
+                     int64_t rows, int64_t C, float eps) {
+    if (c && c->be && c->be->layernorm) c->be->layernorm(c->be->self, y, x, g, b, rows, C, eps);
+    else s2_ref_layernorm(y, x, g, b, rows, C, eps);
+}
+
+// LayerNorm2d over the channels of NCHW
+void s2_op_layernorm2d(s2_ctx *c, float *y, const float *x, const float *g, const float *b,
+                       int N, int C, int64_t HW, float eps) {
+    if (c && c->be && c->be->layernorm2d) c->be->layernorm2d(c->be->self, y, x, g, b, N, C, HW, eps);
+    else s2_ref_layernorm2d(y, x, g, b, N, C, HW, eps);
+}
+
+// kernel == stride transposed convolution with epilogue
+void s2_op_conv_transpose2d(s2_ctx *c, float *y, const float *x, const float *w,
+                            const float *b, const s2_convt_desc *d) {
+    if (c && c->be && c->be->conv_transpose2d) c->be->conv_transpose2d(c->be->self, y, x, w, b, d);
+    else s2_ref_conv_transpose2d(y, x, w, b, d);
+}
+
 /* n floats from the session arena (64-byte aligned; the arena grows by chaining
  * chunks). Running out of memory here is an internal invariant violation in the hot
  * path (activation sizes are fixed by the model and checked when a session is

@@ -1,5 +1,9 @@
-/* oneDNN backend: Linear and matmul through dnnl matmul primitives, conv2d through
- * convolution primitives, attention through the flash kernel (flash_attention.c).
+/* oneDNN backend: Linear and matmul through dnnl matmul primitives (Linear + GELU / ReLU
+ * fused as an eltwise post-op, two-layer MLPs with a bf16 hidden layer in BF16 mode),
+ * conv2d through convolution primitives, the kernel == stride transposed convolution as
+ * one matmul plus an interleaving epilogue (kernels/fast_convt.c), attention through the
+ * flash kernel (flash_attention.c) or, for a handful of keys, small_attention.c; GELU
+ * and the LayerNorms through the vectorised kernels of kernels/fast.h.
  *
  * Letters: M rows, K reduction, N output features; conv: N C H W input, OC KH KW
  * weights, G groups.
@@ -7,7 +11,8 @@
  * Modes: F32 runs every product in f32. BF16 converts activations to bf16 on the fly,
  * keeps weights in bf16 (converted once), accumulates in f32 and writes f32 outputs
  * with the bias fused; matmul (activation x activation, only the small mask-decoder
- * product) stays f32 in both modes.
+ * product) stays f32 in both modes, and so does attention with few queries (packing
+ * thousands of keys to bf16 for 8 queries costs more than it saves).
  *
  * Caches (per backend instance, one mutex): primitives keyed by (op, shape, threads),
  * created once; weights converted (bf16 Linear, every conv) into the primitive's
@@ -22,6 +27,7 @@
  * instances (created once, on first use, with pthread_once), one oneDNN stream per
  * calling thread, and the opt-in profile counters. */
 #include "backend/dnnl.h"
+#include "kernels/fast.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -242,16 +248,21 @@ static dnnl_stream_t stream(void) {
     return tl_stream;
 }
 
-// Primitive attributes: user-managed scratchpad (concurrent executions stay safe).
-static dnnl_primitive_attr_t make_attr(float alpha, float beta) {
+// Primitive attributes: user-managed scratchpad (concurrent executions stay safe),
+// output scale alpha, then the post-ops: sum with beta, the activation (exact-erf GELU
+// or ReLU) applied in f32 to the output.
+static dnnl_primitive_attr_t make_attr(float alpha, float beta, s2_act act) {
     dnnl_primitive_attr_t a = NULL;
     if (dnnl_primitive_attr_create(&a) != dnnl_success) return NULL;
     dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user);
     if (alpha != 1.0f) dnnl_primitive_attr_set_output_scales(a, 1, 0, &alpha);
-    if (beta != 0.0f) {
+    if (beta != 0.0f || act != S2_ACT_NONE) {
         dnnl_post_ops_t po;
         if (dnnl_post_ops_create(&po) == dnnl_success) {
-            dnnl_post_ops_append_sum(po, beta);
+            if (beta != 0.0f) dnnl_post_ops_append_sum(po, beta);
+            if (act != S2_ACT_NONE)
+                dnnl_post_ops_append_eltwise(po, 1.0f, act == S2_ACT_GELU ? dnnl_eltwise_gelu_erf : dnnl_eltwise_relu,
+                                             0.0f, 0.0f);
             dnnl_primitive_attr_set_post_ops(a, po);
             dnnl_post_ops_destroy(po);
         }
@@ -260,8 +271,8 @@ static dnnl_primitive_attr_t make_attr(float alpha, float beta) {
 }
 
 // Creates the primitive of op descriptor `desc` into e (false when unimplemented).
-static bool make_prim(pent *e, const void *desc, float alpha, float beta) {
-    dnnl_primitive_attr_t attr = make_attr(alpha, beta);
+static bool make_prim(pent *e, const void *desc, float alpha, float beta, s2_act act) {
+    dnnl_primitive_attr_t attr = make_attr(alpha, beta, act);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st = attr ? dnnl_primitive_desc_create(&pd, desc, attr, g_engine, NULL) : dnnl_out_of_memory;
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -367,10 +378,10 @@ static size_t rup64(size_t n) { return (n + 63) & ~(size_t)63; }
  * the workspace when e asks for it), weights wm, optional bias, into dst (through a
  * workspace buffer and a reorder when e's dst layout is not the user's). False when
  * anything fails (the caller falls back to the reference kernel). */
-static bool run(dnnl_be *b, const pent *e, const float *src, int64_t src_n, dnnl_memory_t wm,
-                const float *bias, float *dst) {
+static bool run(dnnl_be *b, const pent *e, const void *src, int64_t src_n, bool src_ready, dnnl_memory_t wm,
+                const float *bias, void *dst) {
     size_t sp = dnnl_memory_desc_get_size(&e->scratch);
-    size_t sb = e->rsrc ? dnnl_memory_desc_get_size(&e->src) : e->src_dt == dnnl_bf16 ? (size_t)src_n * 2 : 0;
+    size_t sb = e->rsrc ? dnnl_memory_desc_get_size(&e->src) : e->src_dt == dnnl_bf16 && !src_ready ? (size_t)src_n * 2 : 0;
     size_t db = e->rdst ? dnnl_memory_desc_get_size(&e->dst) : 0;
     int slot;
     uint8_t *ws = ws_acquire(b, rup64(sb) + rup64(db) + sp, &slot);
@@ -413,9 +424,10 @@ static int small_op_threads(double flops) {
     return old;
 }
 
-// Matmul primitive for y[M,N] = x[M,K] w^T (+ bias), cached by shape.
-static pent *linear_prim(dnnl_be *b, int64_t M, int64_t K, int64_t N, bool bias) {
-    pkey k = {{1, b->mode, omp_get_max_threads(), M, K, N, bias}};
+// Matmul primitive for y[M,N] = act(x[M,K] w^T (+ bias)), cached by shape; y in bf16
+// when dst_bf16 (BF16 mode: a hidden layer the next Linear reads as is).
+static pent *linear_prim(dnnl_be *b, int64_t M, int64_t K, int64_t N, bool bias, s2_act act, bool dst_bf16) {
+    pkey k = {{1, b->mode, omp_get_max_threads(), M, K, N, bias, act, dst_bf16}};
     pthread_mutex_lock(&b->mu);
     pent *e = pfind(b, &k);
     if (!e && (e = calloc(1, sizeof *e))) {
@@ -427,13 +439,13 @@ static pent *linear_prim(dnnl_be *b, int64_t M, int64_t K, int64_t N, bool bias)
         // and no second copy of the model in memory); bf16 gets its own layout
         dnnl_memory_desc_init_by_tag(&w, 2, (dnnl_dims_t){K, N}, dt, dt == dnnl_f32 ? dnnl_ba : dnnl_format_tag_any);
         dnnl_memory_desc_init_by_tag(&bb, 2, (dnnl_dims_t){1, N}, dnnl_f32, dnnl_ab);
-        dnnl_memory_desc_init_by_tag(&d, 2, (dnnl_dims_t){M, N}, dnnl_f32, dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&d, 2, (dnnl_dims_t){M, N}, dst_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
         dnnl_memory_desc_init_by_tag(&e->user_wei, 2, (dnnl_dims_t){K, N}, dnnl_f32, dnnl_ba);
         dnnl_matmul_desc_t md;
         e->src_dt = dt;
         e->bias = bb;
         if (dnnl_matmul_desc_init(&md, &s, &w, bias ? &bb : NULL, &d) != dnnl_success ||
-            !make_prim(e, &md, 1.0f, 0.0f)) {
+            !make_prim(e, &md, 1.0f, 0.0f, act)) {
             free(e);
             e = NULL;
         } else {
@@ -444,21 +456,58 @@ static pent *linear_prim(dnnl_be *b, int64_t M, int64_t K, int64_t N, bool bias)
     return e;
 }
 
-// y[M,N] = x[M,K] w[N,K]^T + b on oneDNN (reference on any failure).
-static void dn_linear(void *self, float *y, const float *x, const float *w, const float *bias,
-                      int64_t M, int64_t K, int64_t N) {
+// y[M,N] = act(x[M,K] w[N,K]^T + b) on oneDNN (reference on any failure).
+static void dn_linear_act(void *self, float *y, const float *x, const float *w, const float *bias,
+                          int64_t M, int64_t K, int64_t N, s2_act act) {
     double t0 = prof_begin();
     dnnl_be *b = self;
     int nthr = small_op_threads(2.0 * (double)M * K * N);
-    pent *e = M > 0 && K > 0 && N > 0 ? linear_prim(b, M, K, N, bias != NULL) : NULL;
+    pent *e = M > 0 && K > 0 && N > 0 ? linear_prim(b, M, K, N, bias != NULL, act, false) : NULL;
     dnnl_memory_t wm = NULL;
     bool in_place = e && dnnl_memory_desc_equal(&e->wei, &e->user_wei);
     if (in_place && dnnl_memory_create(&wm, &e->wei, g_engine, (void *)w) != dnnl_success) wm = NULL;
     else if (e && !in_place) wm = weights(b, e, w, K * N);
-    if (!wm || !run(b, e, x, M * K, wm, bias, y)) s2_ref_linear(y, x, w, bias, M, K, N);
+    if (!wm || !run(b, e, x, M * K, false, wm, bias, y)) {
+        s2_ref_linear(y, x, w, bias, M, K, N);
+        if (act == S2_ACT_GELU) s2_fast_gelu(y, M * N);
+        else if (act == S2_ACT_RELU) s2_ref_relu(y, M * N);
+    }
     if (in_place && wm) dnnl_memory_destroy(wm);
     omp_set_num_threads(nthr);
     prof_end(S2_OPK_LINEAR, t0, 2.0 * (double)M * K * N);
+}
+
+// y[M,N] = x[M,K] w[N,K]^T + b on oneDNN.
+static void dn_linear(void *self, float *y, const float *x, const float *w, const float *bias,
+                      int64_t M, int64_t K, int64_t N) {
+    dn_linear_act(self, y, x, w, bias, M, K, N, S2_ACT_NONE);
+}
+
+/* Two Linear layers with the activation between, y = act(x w1^T + b1) w2^T + b2, the
+ * hidden layer in `hidden` (M*Hd floats of room). BF16 mode keeps the hidden layer in
+ * bf16 (written by the first product with its activation, read as is by the second):
+ * half the traffic and no conversion pass. False on failure (nothing written then). */
+static bool mlp_bf16(dnnl_be *b, float *y, const float *x, const float *w1, const float *b1, const float *w2,
+                     const float *b2, int64_t M, int64_t K, int64_t Hd, int64_t N, s2_act act, void *hidden) {
+    pent *e1 = linear_prim(b, M, K, Hd, b1 != NULL, act, true), *e2 = linear_prim(b, M, Hd, N, b2 != NULL, S2_ACT_NONE, false);
+    dnnl_memory_t wm1 = e1 ? weights(b, e1, w1, K * Hd) : NULL, wm2 = e2 ? weights(b, e2, w2, Hd * N) : NULL;
+    return wm1 && wm2 && run(b, e1, x, M * K, false, wm1, b1, hidden) && run(b, e2, hidden, M * Hd, true, wm2, b2, y);
+}
+
+// The MLP slot: bf16 hidden layer in BF16 mode, else the two Linear calls.
+static void dn_mlp(void *self, float *y, const float *x, const float *w1, const float *b1, const float *w2,
+                   const float *b2, int64_t M, int64_t K, int64_t Hd, int64_t N, s2_act act, float *hidden) {
+    dnnl_be *b = self;
+    double flops = 2.0 * (double)M * Hd * (K + N);
+    if (b->mode == S2_DNNL_BF16 && flops >= SMALL_FLOPS && M > 0 && K > 0 && Hd > 0 && N > 0) {
+        double t0 = prof_begin();
+        if (mlp_bf16(b, y, x, w1, b1, w2, b2, M, K, Hd, N, act, hidden)) {
+            prof_end(S2_OPK_LINEAR, t0, flops);
+            return;
+        }
+    }
+    dn_linear_act(self, hidden, x, w1, b1, M, K, Hd, act);
+    dn_linear(self, y, hidden, w2, b2, M, Hd, N);
 }
 
 // c = alpha a op(b) + beta c on oneDNN in f32 (activations on both sides, not cached).
@@ -482,7 +531,7 @@ static void dn_matmul(void *self, float *c, const float *a, const float *bm, int
             dnnl_matmul_desc_t md;
             e->src_dt = dnnl_f32;
             if (dnnl_matmul_desc_init(&md, &s, &w, NULL, &d) != dnnl_success ||
-                !make_prim(e, &md, alpha, beta)) {
+                !make_prim(e, &md, alpha, beta, S2_ACT_NONE)) {
                 free(e);
                 e = NULL;
             } else {
@@ -492,7 +541,7 @@ static void dn_matmul(void *self, float *c, const float *a, const float *bm, int
         pthread_mutex_unlock(&b->mu);
         dnnl_memory_t wm = NULL;
         if (e && dnnl_memory_create(&wm, &e->wei, g_engine, (void *)bm) == dnnl_success) {
-            done = run(b, e, a, M * K, wm, NULL, c);
+            done = run(b, e, a, M * K, false, wm, NULL, c);
             dnnl_memory_destroy(wm);
         }
     }
@@ -555,7 +604,7 @@ static pent *conv_prim(dnnl_be *b, const s2_conv2d_desc *d, bool bias) {
                                                     &s, &w, bias ? &bb : NULL, &o,
                                                     (dnnl_dims_t){d->sh, d->sw}, (dnnl_dims_t){d->ph, d->pw},
                                                     (dnnl_dims_t){pr_h, pr_w}) == dnnl_success &&
-                 make_prim(e, &cd, 1.0f, 0.0f);
+                 make_prim(e, &cd, 1.0f, 0.0f, S2_ACT_NONE);
         }
         ok = ok && make_reorder(&e->rsrc, &e->usrc, &e->src) && make_reorder(&e->rdst, &e->dst, &e->udst);
         if (ok) {
@@ -586,9 +635,96 @@ static void dn_conv2d(void *self, float *y, const float *x, const float *w, cons
                 d->OC % d->groups == 0 && OH > 0 && OW > 0 && d->ph < d->KH && d->pw < d->KW;
     pent *e = sane ? conv_prim(b, d, bias != NULL) : NULL;
     dnnl_memory_t wm = e ? weights(b, e, w, wn) : NULL;
-    if (!wm || !run(b, e, x, (int64_t)d->N * d->C * d->H * d->W, wm, bias, y)) s2_ref_conv2d(y, x, w, bias, d);
+    if (!wm || !run(b, e, x, (int64_t)d->N * d->C * d->H * d->W, false, wm, bias, y)) s2_ref_conv2d(y, x, w, bias, d);
     omp_set_num_threads(nthr);
     prof_end(S2_OPK_CONV, t0, flops);
+}
+
+/* ========================== transposed convolution ========================== */
+
+// Matmul primitive for t[NC, HW] = w^T[NC, C] x[C, HW]: the weights [C, NC] read
+// through transposed strides as the left operand, the image (NCHW, or NHWC read
+// transposed) as the right one; cached by shape.
+static pent *convt_prim(dnnl_be *b, int64_t HW, int64_t C, int64_t NC, bool nhwc) {
+    pkey k = {{4, b->mode, omp_get_max_threads(), HW, C, NC, nhwc}};
+    pthread_mutex_lock(&b->mu);
+    pent *e = pfind(b, &k);
+    if (!e && (e = calloc(1, sizeof *e))) {
+        e->key = k;
+        dnnl_data_type_t dt = b->mode == S2_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+        dnnl_memory_desc_t s, w, d;
+        dnnl_memory_desc_init_by_strides(&s, 2, (dnnl_dims_t){NC, C}, dt, (dnnl_dims_t){1, NC});
+        dnnl_memory_desc_init_by_tag(&w, 2, (dnnl_dims_t){C, HW}, dt, nhwc ? dnnl_ba : dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&d, 2, (dnnl_dims_t){NC, HW}, dnnl_f32, dnnl_ab);
+        dnnl_matmul_desc_t md;
+        e->src_dt = dt;
+        if (dnnl_matmul_desc_init(&md, &s, &w, NULL, &d) != dnnl_success ||
+            !make_prim(e, &md, 1.0f, 0.0f, S2_ACT_NONE)) {
+            free(e);
+            e = NULL;
+        } else {
+            pinsert(b, e);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return e;
+}
+
+// One image of the transposed convolution: t = w^T x (x converted to bf16 into xb first
+// in BF16 mode), false on failure.
+static bool convt_gemm(dnnl_be *b, const pent *e, const float *x, int64_t nx, const float *w, int64_t nw,
+                       uint16_t *xb, float *t) {
+    const void *xp = x;
+    if (xb) to_bf16(xb, x, nx), xp = xb;
+    dnnl_memory_t xm = NULL;
+    bool ok = dnnl_memory_create(&xm, &e->wei, g_engine, (void *)xp) == dnnl_success && run(b, e, w, nw, false, xm, NULL, t);
+    if (xm) dnnl_memory_destroy(xm);
+    return ok;
+}
+
+// Transposed convolution (kernel == stride) as one GEMM per image into a pooled buffer,
+// then the interleaving epilogue (bias, add, GELU) into NCHW y; reference on failure.
+static void dn_conv_transpose2d(void *self, float *y, const float *x, const float *w,
+                                const float *bias, const s2_convt_desc *d) {
+    double t0 = prof_begin();
+    dnnl_be *b = self;
+    int64_t HW = (int64_t)d->H * d->W, NC = (int64_t)d->OC * d->K * d->K, nx = d->C * HW;
+    double flops = 2.0 * d->N * (double)HW * d->C * NC;
+    int nthr = small_op_threads(flops);
+    bool ok = d->N > 0 && HW > 0 && d->C > 0 && NC > 0 && d->act != S2_ACT_RELU;
+    pent *e = ok ? convt_prim(b, HW, d->C, NC, d->x_nhwc) : NULL;
+    bool bf = b->mode == S2_DNNL_BF16;
+    size_t tb = rup64((size_t)(HW * NC) * sizeof(float));
+    int slot = -1;
+    uint8_t *ws = e ? ws_acquire(b, tb + (bf ? (size_t)nx * 2 : 0), &slot) : NULL;
+    ok = ws != NULL;
+    for (int n = 0; ok && n < d->N; n++) {
+        int64_t ysz = NC * HW;
+        ok = convt_gemm(b, e, x + n * nx, nx, w, d->C * NC, bf ? (uint16_t *)(ws + tb) : NULL, (float *)ws);
+        const float *add = d->add ? d->add + (d->add_shared ? 0 : n * ysz) : NULL;
+        if (ok) s2_fast_convt_scatter(y + n * ysz, (float *)ws, bias, add, true, d->act == S2_ACT_GELU, 1, d->OC, d->H, d->W, d->K);
+    }
+    if (ws) ws_release(b, ws, slot);
+    if (!ok) s2_ref_conv_transpose2d(y, x, w, bias, d);
+    omp_set_num_threads(nthr);
+    prof_end(S2_OPK_CONV, t0, flops);
+}
+
+/* ========================== element-wise, norms ========================== */
+
+// Fast exact-erf GELU (kernels/fast_act.c).
+static void dn_gelu(void *self, float *x, int64_t n) { s2_fast_gelu(x, n); }
+
+// Fast LayerNorm over rows.
+static void dn_layernorm(void *self, float *y, const float *x, const float *g, const float *bb,
+                         int64_t rows, int64_t C, float eps) {
+    s2_fast_layernorm(y, x, g, bb, rows, C, eps);
+}
+
+// Fast LayerNorm2d over NCHW channels.
+static void dn_layernorm2d(void *self, float *y, const float *x, const float *g, const float *bb,
+                           int N, int C, int64_t HW, float eps) {
+    s2_fast_layernorm2d(y, x, g, bb, N, C, HW, eps);
 }
 
 /* ============================== attention ============================== */
@@ -599,8 +735,16 @@ static void dn_attention(void *self, float *o, int64_t o_ld, const float *q, int
                          int H, int64_t Nq, int64_t Nk, int d) {
     double t0 = prof_begin(), flops = 4.0 * B * H * (double)Nq * Nk * d;
     dnnl_be *b = self;
-    bool bf = b->mode == S2_DNNL_BF16;
+    // bf16 products pay off from a few dozen queries per head: below, packing K and V
+    // to bf16 costs more than it saves (the decoder's token -> image attention)
+    bool bf = b->mode == S2_DNNL_BF16 && Nq > 32;
     int nthr = small_op_threads(flops);
+    if (s2_small_attention_fits(Nq, Nk, d)) { // image -> token attention of the decoder
+        s2_small_attention(o, o_ld, q, q_ld, k, k_ld, v, v_ld, B, H, Nq, Nk, d);
+        omp_set_num_threads(nthr);
+        prof_end(S2_OPK_ATTN, t0, flops);
+        return;
+    }
     size_t n = s2_flash_attention_ws(B, H, Nq, Nk, d, bf, omp_get_max_threads());
     int slot = -1;
     void *ws = n ? ws_acquire(b, n, &slot) : NULL;
@@ -620,7 +764,10 @@ static void init_backends(void) {
         pthread_mutex_init(&b->mu, NULL);
         b->be = (s2_backend){.name = m ? "dnnl-bf16" : "dnnl-f32", .linear = dn_linear,
                              .matmul = dn_matmul, .conv2d = dn_conv2d,
-                             .attention = dn_attention, .self = b};
+                             .attention = dn_attention, .linear_act = dn_linear_act,
+                             .gelu = dn_gelu, .layernorm = dn_layernorm,
+                             .layernorm2d = dn_layernorm2d, .mlp = dn_mlp,
+                             .conv_transpose2d = dn_conv_transpose2d, .self = b};
     }
 }
 
@@ -639,21 +786,6 @@ const s2_backend *s2_backend_dnnl(s2_dnnl_mode mode) {
     return &g_be[mode].be;
 }
 
-const char *s2_dnnl_info(void) {
-    static char buf[160];
-    const dnnl_version_t *v = dnnl_version();
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    const char *in = isa == dnnl_cpu_isa_avx512_core_amx    ? "avx512_core_amx"
-                     : isa == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
-                     : isa == dnnl_cpu_isa_avx512_core_vnni ? "avx512_core_vnni"
-                     : isa == dnnl_cpu_isa_avx512_core      ? "avx512_core"
-                     : isa == dnnl_cpu_isa_avx2             ? "avx2" : "other";
-    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d (%s runtime, max ISA %s, %d threads)", v->major, v->minor,
-             v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "non-OpenMP", in,
-             omp_get_max_threads());
-    return buf;
-}
-
 #else /* !SAM2C_HAVE_DNNL */
 
 const s2_backend *s2_backend_dnnl(s2_dnnl_mode mode) {
@@ -661,40 +793,5 @@ const s2_backend *s2_backend_dnnl(s2_dnnl_mode mode) {
     s2_err(SAM2C_ERR_UNSUPPORTED, "this build has no oneDNN backend (libdnnl not found)");
     return NULL;
 }
-const char *s2_dnnl_info(void) { return "oneDNN: not built in"; }
 
 #endif
-
-/* ============================== selection ============================== */
-
-const s2_backend *s2_backend_by_name(const char *name) {
-    if (!name) name = "";
-    if (!strcmp(name, "ref") || !strcmp(name, "reference")) return s2_backend_reference();
-    if (!strcmp(name, "dnnl") || !strcmp(name, "dnnl-f32")) return s2_backend_dnnl(S2_DNNL_F32);
-    if (!strcmp(name, "dnnl-bf16")) return s2_backend_dnnl(S2_DNNL_BF16);
-    s2_err(SAM2C_ERR_ARG, "unknown backend '%s' (ref, dnnl, dnnl-f32, dnnl-bf16)", name);
-    return NULL;
-}
-
-int s2_backend_from_args(const char *backend, const char *dtype, const s2_backend **out) {
-    *out = NULL;
-    bool bf = false;
-    if (dtype && strcmp(dtype, "f32") && !(bf = !strcmp(dtype, "bf16")))
-        return s2_err(SAM2C_ERR_ARG, "unknown dtype '%s' (f32 or bf16)", dtype);
-    if (!backend || !strcmp(backend, "auto")) {
-        const s2_backend *d = s2_backend_dnnl(bf ? S2_DNNL_BF16 : S2_DNNL_F32);
-        if (!d && bf) return s2_err(SAM2C_ERR_UNSUPPORTED, "bf16 needs the oneDNN backend (not built in)");
-        *out = d ? d : s2_backend_reference();
-        return SAM2C_OK;
-    }
-    if (!strcmp(backend, "ref") || !strcmp(backend, "reference")) {
-        if (bf) return s2_err(SAM2C_ERR_UNSUPPORTED, "the reference backend is f32 only (use --backend dnnl)");
-        *out = s2_backend_reference();
-        return SAM2C_OK;
-    }
-    if (!strcmp(backend, "dnnl")) {
-        *out = s2_backend_dnnl(bf ? S2_DNNL_BF16 : S2_DNNL_F32);
-        return *out ? SAM2C_OK : SAM2C_ERR_UNSUPPORTED;
-    }
-    return s2_err(SAM2C_ERR_ARG, "unknown backend '%s' (ref, dnnl or auto)", backend);
-}

@@ -29,11 +29,12 @@ const s2_backend *s2_backend_by_name(const char *name);
 
 /* CLI helper: backend "ref" | "dnnl" | "auto" (or NULL = "auto") and dtype "f32" |
  * "bf16" (or NULL = f32) into *out. "auto" is the fastest backend that holds the bf16
- * agreement rule (bf16 masks at IoU >= 0.99 of f32 ones on the fixture cases with
- * decision margins > 0.01): bf16 does not hold it on the micro fixture, so auto is
- * oneDNN f32 when built in, else the reference; bf16 must be asked for. "ref" with
- * "bf16" is an error (the reference kernels are f32 only). 0 or SAM2C_ERR_ARG /
- * SAM2C_ERR_UNSUPPORTED with a message. */
+ * agreement rule (bf16 masks at IoU >= 0.99 of f32 ones, IoU predictions within 0.02,
+ * on the fixture cases whose decision margins exceed 0.01; tests/test_bf16_agreement.c
+ * computes the margins): bf16 does not hold it on the micro fixtures (IoU down to 0.84
+ * on well-margined groceries cases), so auto is oneDNN f32 when built in, else the
+ * reference; bf16 must be asked for. "ref" with "bf16" is an error (the reference
+ * kernels are f32 only). 0 or SAM2C_ERR_ARG / SAM2C_ERR_UNSUPPORTED with a message. */
 int s2_backend_from_args(const char *backend, const char *dtype, const s2_backend **out);
 
 /* One line describing oneDNN (version, CPU runtime, ISA) or why it is absent. */
@@ -65,5 +66,14 @@ size_t s2_flash_attention_ws(int B, int H, int64_t Nq, int64_t Nk, int d, bool b
 /* Kernels the CPU runs: 0 plain C, 1 AVX-512F, 2 AVX-512F with BF16 dot products;
  * the environment variable SAM2C_FLASH_ISA=0|1 caps it (tests, comparisons). */
 int s2_flash_attention_isa(void);
+
+/* ---- attention with few keys (src/backend/small_attention.c) ---- */
+
+/* True when s2_small_attention handles the shape on this CPU: AVX-512, d a multiple of
+ * 16 up to 64, Nk <= 16 (the mask decoder's image -> token attention). */
+bool s2_small_attention_fits(int64_t Nq, int64_t Nk, int d);
+/* Same contract as s2_ref_attention (f32, exact two-pass softmax), for shapes that fit. */
+void s2_small_attention(float *o, int64_t o_ld, const float *q, int64_t q_ld, const float *k, int64_t k_ld,
+                        const float *v, int64_t v_ld, int B, int H, int64_t Nq, int64_t Nk, int d);
 
 #endif

@@ -34,6 +34,26 @@ void s2_ref_conv_transpose2d_k_eq_s(float *y, const float *x, const float *w,
                                     const float *b, int N, int C, int H, int W,
                                     int OC, int K);
 
+/* Activation applied by a fused epilogue (linear_act, conv_transpose2d). */
+typedef enum { S2_ACT_NONE = 0, S2_ACT_GELU = 1, S2_ACT_RELU = 2 } s2_act;
+
+/* Transposed convolution, kernel == stride, no padding, with an epilogue:
+ * y = act(convT(x) + b + add), y [N, OC, H*K, W*K] (NCHW). x is [N, C, H, W], or
+ * [N, H, W, C] when x_nhwc; weights [C, OC, K, K]; b [OC] or NULL; add NULL or NCHW
+ * [N, OC, H*K, W*K] ([1, ...] broadcast over N when add_shared). Each output is
+ * bias + the sum over c in order, then + add, then act (reference GELU / ReLU), so it
+ * equals s2_ref_conv_transpose2d_k_eq_s followed by s2_ref_add and the activation. */
+typedef struct s2_convt_desc {
+    int N, C, H, W;     /* input */
+    int OC, K;          /* output channels, kernel = stride */
+    bool x_nhwc;
+    const float *add;
+    bool add_shared;
+    s2_act act;
+} s2_convt_desc;
+void s2_ref_conv_transpose2d(float *y, const float *x, const float *w, const float *b,
+                             const s2_convt_desc *d);
+
 /* LayerNorm over the last dimension: x [rows, C]. gamma/beta may be NULL. In place ok. */
 void s2_ref_layernorm(float *y, const float *x, const float *gamma, const float *beta,
                       int64_t rows, int64_t C, float eps);
@@ -58,6 +78,10 @@ void s2_ref_attention(float *o, int64_t o_ld, const float *q, int64_t q_ld,
 /* Resampling of NCHW planes (C = N*C planes), PyTorch F.interpolate semantics. */
 void s2_ref_interp_bilinear(float *y, const float *x, int C, int H, int W, int OH, int OW,
                             bool align_corners, bool antialias);
+/* (bilinear resize, align_corners False, no antialias) > thr as 0.0f / 1.0f: the same
+ * values as thresholding s2_ref_interp_bilinear's output, in one pass. */
+void s2_ref_interp_bilinear_gt(float *y, const float *x, int C, int H, int W, int OH, int OW,
+                               float thr);
 void s2_ref_interp_bicubic(float *y, const float *x, int C, int H, int W, int OH, int OW,
                            bool align_corners); /* A = -0.75, edge clamp, no antialias */
 void s2_ref_interp_nearest(float *y, const float *x, int C, int H, int W, int OH, int OW);
@@ -70,6 +94,8 @@ void s2_ref_interp_bilinear_u8hwc(float *y, const uint8_t *x, int C, int H, int 
 /* Max pooling with kernel == stride (q-pooling), NHWC: x [N, H, W, C] -> [N, H/k, W/k, C]
  * (floor, as nn.MaxPool2d(kernel=k, stride=k)). */
 void s2_ref_maxpool_nhwc(float *y, const float *x, int N, int H, int W, int C, int k);
+/* The same reading pixels ldx >= C floats apart (channels 0..C-1 of wider rows). */
+void s2_ref_maxpool_nhwc_ld(float *y, const float *x, int64_t ldx, int N, int H, int W, int C, int k);
 
 /* Layout helpers */
 void s2_ref_nchw_to_nhwc(float *y, const float *x, int N, int C, int H, int W);

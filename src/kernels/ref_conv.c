@@ -11,6 +11,8 @@
 #include "kernels/kernels.h"
 #include "kernels/ref_internal.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Output size of a convolution (dilation 1, floor), as nn.Conv2d computes it.
@@ -129,4 +131,51 @@ void s2_ref_conv_transpose2d_k_eq_s(float *y, const float *x, const float *w,
             }
         }
     }
+}
+
+// Reference activation of one value: the formulas of s2_ref_gelu / s2_ref_relu.
+static float ref_act(float v, s2_act act) {
+    if (act == S2_ACT_GELU) return (float)(0.5 * (double)v * erfc(-(double)v * M_SQRT1_2));
+    if (act == S2_ACT_RELU && v < 0.0f) return 0.0f;
+    return v;
+}
+
+// t [HW, OC*K*K] = bias + x^T w, one image: the GEMM engine with x^T read from NHWC
+// pixels (rows of C) and the weights [C, OC*K*K] as the [K, N] operand.
+static void convt_gemm(float *t, const float *xt, const float *w, const float *bias_n,
+                       int64_t HW, int C, int64_t N) {
+    s2_gemm gm = {.M = HW, .N = N, .K = C, .a = xt, .lda = C,
+                  .b = {.kind = S2_GB_KN, .p = w, .ld = N}, .c = t, .ldc = N,
+                  .bias_n = bias_n, .alpha = 1.0f, .beta = 0.0f};
+    s2_gemm_parallel(&gm);
+}
+
+// ref: torch.nn.ConvTranspose2d(C, OC, kernel_size=K, stride=K) + residual add + act
+void s2_ref_conv_transpose2d(float *y, const float *x, const float *w, const float *b,
+                             const s2_convt_desc *d) {
+    int K = d->K, OC = d->OC, C = d->C;
+    int64_t HW = (int64_t)d->H * d->W, KK = (int64_t)K * K, NC = OC * KK, OW = (int64_t)d->W * K;
+    if (d->N <= 0 || HW <= 0 || NC <= 0) return;
+    float *t = s2_kernel_alloc((size_t)(HW * NC + NC + (d->x_nhwc ? 0 : HW * C)) * sizeof(float),
+                               "transposed convolution");
+    float *bias_n = t + HW * NC, *xt = bias_n + NC; // (OC*K*K), (HW, C)
+    for (int64_t j = 0; j < NC; j++) bias_n[j] = b ? b[j / KK] : 0.0f;
+    for (int n = 0; n < d->N; n++) {
+        const float *xn = x + (int64_t)n * C * HW;
+        if (!d->x_nhwc) s2_ref_nchw_to_nhwc(xt, xn, 1, C, d->H, d->W);
+        convt_gemm(t, d->x_nhwc ? xn : xt, w, bias_n, HW, C, NC);
+        float *yn = y + (int64_t)n * OC * HW * KK;
+        const float *an = d->add ? d->add + (d->add_shared ? 0 : (int64_t)n * OC * HW * KK) : NULL;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < (int64_t)OC * d->H * K; r++) { // output rows (oc, oy)
+            int64_t oc = r / (d->H * K), oy = r % (d->H * K), h = oy / K, i = oy % K;
+            for (int64_t ox = 0; ox < OW; ox++) {
+                int64_t o = r * OW + ox;
+                float v = t[(h * d->W + ox / K) * NC + oc * KK + i * K + ox % K];
+                if (an) v = v + an[o];
+                yn[o] = ref_act(v, d->act);
+            }
+        }
+    }
+    free(t);
 }

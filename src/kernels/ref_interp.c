@@ -11,10 +11,15 @@
  * (image preprocessing, mask prompts), bicubic (Hiera pos-embed) and the generic
  * bilinear kernel (multi-channel masks). PyTorch runs single-channel contiguous
  * bilinear inputs through its channels-last kernel, which rounds differently (within
- * 1 ulp of these results). Threads split output rows; results do not depend on the
- * thread count. Needs -ffp-contract=off (the default with -std=c11). */
+ * 1 ulp of these results). The horizontal sums of each source row are computed once
+ * (a row buffer), then each output row sums those vertically; with AVX-512 + FMA both
+ * passes run 16 columns at a time with the same operations in the same order (vfmadd
+ * rounds as fmaf), so the bits do not depend on the path. Threads split rows; results
+ * do not depend on the thread count. Needs -ffp-contract=off (the default with -std=c11). */
 #include "kernels/kernels.h"
 #include "kernels/ref_internal.h"
+#include "kernels/fast.h"
+#include "kernels/fast_simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -183,38 +188,183 @@ static inline float wsum(const float *v, const float *w, int n, bool aa) {
 
 enum { MAX_STACK_TAPS = 64 };
 
-// One output value: vertical sum over the rows of horizontal sums (buffers of ny / nx).
-static float resample_one(const src_img *s, int64_t c, const int64_t *iy, const float *wy,
-                          int ny, const int64_t *ix, const float *wx, int nx, bool aa,
-                          float *hv, float *xv) {
-    for (int a = 0; a < ny; a++) {
-        for (int b = 0; b < nx; b++) xv[b] = src_at(s, c, iy[a], ix[b]);
-        hv[a] = wsum(xv, wx, nx, aa);
-    }
-    return wsum(hv, wy, ny, aa);
+// One horizontal sum: source row iy of plane c through the taps of output column ox.
+static inline float hsum(const src_img *s, int64_t c, int64_t iy, const int64_t *ix,
+                         const float *wx, int nx, bool aa, float *xv) {
+    for (int b = 0; b < nx; b++) xv[b] = src_at(s, c, iy, ix[b]);
+    return wsum(xv, wx, nx, aa);
 }
 
-// y (C, OH, OW) = separable weighted sums of the source with the two tap tables.
-static void resample(float *y, const src_img *s, int OH, int OW, const taps *ty,
-                     const taps *tx, bool aa) {
-    int64_t rows = (int64_t)s->C * OH;
-    size_t nbuf = (size_t)S2_REF_MAX(ty->T, tx->T);
+/* Horizontal pass of the source rows listed in rows[0..nr) of every plane into
+ * hb [C][nr][OW]. Inlined into a plain and an FMA-enabled copy (fmaf becomes one
+ * instruction there; the results are the same). */
+static inline __attribute__((always_inline)) void hpass_body(float *hb, const src_img *s,
+                                                            const int *rows, int nr, int OW,
+                                                            const taps *tx, bool aa) {
+    int64_t n = (int64_t)s->C * nr;
 #pragma omp parallel
     {
-        float stack_buf[2 * MAX_STACK_TAPS];
-        float *buf = nbuf <= MAX_STACK_TAPS ? stack_buf
-                                            : s2_kernel_alloc(2 * nbuf * sizeof(float), "interpolation row");
+        float stack_buf[MAX_STACK_TAPS];
+        float *xv = tx->T <= MAX_STACK_TAPS ? stack_buf : s2_kernel_alloc((size_t)tx->T * sizeof(float), "interpolation row");
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t c = r / OH, oy = r % OH;
+        for (int64_t r = 0; r < n; r++) {
+            int64_t c = r / nr, iy = rows[r % nr];
             for (int ox = 0; ox < OW; ox++)
-                y[r * OW + ox] = resample_one(s, c, ty->idx + oy * ty->T, ty->w + oy * ty->T,
-                                              ty->n[oy], tx->idx + (int64_t)ox * tx->T,
-                                              tx->w + (int64_t)ox * tx->T, tx->n[ox], aa,
-                                              buf, buf + nbuf);
+                hb[r * OW + ox] = hsum(s, c, iy, tx->idx + (int64_t)ox * tx->T,
+                                       tx->w + (int64_t)ox * tx->T, tx->n[ox], aa, xv);
         }
-        if (buf != stack_buf) free(buf);
+        if (xv != stack_buf) free(xv);
     }
+}
+
+// Plain copy of the horizontal pass.
+static void hpass_c(float *hb, const src_img *s, const int *rows, int nr, int OW, const taps *tx, bool aa) {
+    hpass_body(hb, s, rows, nr, OW, tx, aa);
+}
+
+/* Vertical pass of one output row: y[ox] = wsum over the n taps of hv_a[ox] (rows of
+ * the horizontal pass), v a buffer of n floats. */
+static void vrow_c(float *y, const float *const *hv, const float *w, int n, bool aa, int OW, float *v,
+                   const float *thr) {
+    for (int ox = 0; ox < OW; ox++) {
+        for (int a = 0; a < n; a++) v[a] = hv[a][ox];
+        float r = wsum(v, w, n, aa);
+        y[ox] = thr ? (float)(r > *thr) : r;
+    }
+}
+
+#ifdef S2_FAST_X86
+// FMA copy of the horizontal pass.
+static S2_TGT512 void hpass_fma(float *hb, const src_img *s, const int *rows, int nr, int OW, const taps *tx,
+                                bool aa) {
+    hpass_body(hb, s, rows, nr, OW, tx, aa);
+}
+
+/* AVX-512 horizontal pass for f32 sources and a fixed tap count (bilinear, bicubic):
+ * tap j of 16 columns gathered at once (ix / wx: [T][OW] tap-major copies of the table),
+ * summed as wsum does (fma(v0, w0, v1 w1), then fma(v_j, w_j, acc)): same bits. */
+static S2_TGT512 void hpass_512(float *hb, const src_img *s, const int *rows, int nr, int OW, int T,
+                                const int32_t *ix, const float *wx) {
+    int64_t n = (int64_t)s->C * nr;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const float *src = s->f + ((r / nr) * s->H + rows[r % nr]) * (int64_t)s->W;
+        float *out = hb + r * OW;
+        int ox = 0;
+        for (; ox + 16 <= OW; ox += 16) {
+            __m512 acc = _mm512_fmadd_ps(_mm512_i32gather_ps(_mm512_loadu_si512(ix + ox), src, 4),
+                                         _mm512_loadu_ps(wx + ox),
+                                         _mm512_mul_ps(_mm512_i32gather_ps(_mm512_loadu_si512(ix + OW + ox), src, 4),
+                                                       _mm512_loadu_ps(wx + OW + ox)));
+            for (int j = 2; j < T; j++)
+                acc = _mm512_fmadd_ps(_mm512_i32gather_ps(_mm512_loadu_si512(ix + (int64_t)j * OW + ox), src, 4),
+                                      _mm512_loadu_ps(wx + (int64_t)j * OW + ox), acc);
+            _mm512_storeu_ps(out + ox, acc);
+        }
+        for (; ox < OW; ox++) {
+            float acc = fmaf(src[ix[ox]], wx[ox], src[ix[OW + ox]] * wx[OW + ox]);
+            for (int j = 2; j < T; j++) acc = fmaf(src[ix[(int64_t)j * OW + ox]], wx[(int64_t)j * OW + ox], acc);
+            out[ox] = acc;
+        }
+    }
+}
+
+// Runs hpass_512 when the table allows it (f32 source, >= 2 taps everywhere, int32
+// indices); false otherwise.
+static bool hpass_try_512(float *hb, const src_img *s, const int *rows, int nr, int OW, const taps *tx, bool aa) {
+    if (aa || s->u8 || tx->T < 2) return false;
+    for (int ox = 0; ox < OW; ox++)
+        if (tx->n[ox] != tx->T) return false;
+    int32_t *ix = s2_kernel_alloc((size_t)tx->T * OW * (sizeof(int32_t) + sizeof(float)), "interpolation taps");
+    float *wx = (float *)(ix + (int64_t)tx->T * OW);
+    for (int ox = 0; ox < OW; ox++)
+        for (int j = 0; j < tx->T; j++) {
+            ix[(int64_t)j * OW + ox] = (int32_t)tx->idx[(int64_t)ox * tx->T + j];
+            wx[(int64_t)j * OW + ox] = tx->w[(int64_t)ox * tx->T + j];
+        }
+    hpass_512(hb, s, rows, nr, OW, tx->T, ix, wx);
+    free(ix);
+    return true;
+}
+
+// AVX-512 vertical row, 16 columns per step: vfmadd rounds exactly like fmaf, so the
+// bits equal vrow_c's (which does the tail).
+static S2_TGT512 void vrow_512(float *y, const float *const *hv, const float *w, int n, bool aa, int OW,
+                               float *v, const float *thr) {
+    int ox = 0, blocked = ((n - 1) / 4) * 4;
+    for (; ox + 16 <= OW && n >= 2; ox += 16) {
+        __m512 acc;
+        if (aa) {
+            acc = _mm512_mul_ps(_mm512_loadu_ps(hv[0] + ox), _mm512_set1_ps(w[0]));
+            for (int j = 1; j < n; j++) {
+                __m512 p = _mm512_loadu_ps(hv[j] + ox), wj = _mm512_set1_ps(w[j]);
+                acc = j <= blocked ? _mm512_add_ps(acc, _mm512_mul_ps(p, wj)) : _mm512_fmadd_ps(p, wj, acc);
+            }
+        } else {
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(hv[0] + ox), _mm512_set1_ps(w[0]),
+                                  _mm512_mul_ps(_mm512_loadu_ps(hv[1] + ox), _mm512_set1_ps(w[1])));
+            for (int j = 2; j < n; j++)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(hv[j] + ox), _mm512_set1_ps(w[j]), acc);
+        }
+        if (thr)
+            acc = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc, _mm512_set1_ps(*thr), _CMP_GT_OQ), _mm512_set1_ps(1.0f));
+        _mm512_storeu_ps(y + ox, acc);
+    }
+    for (; ox < OW; ox++) {
+        for (int a = 0; a < n; a++) v[a] = hv[a][ox];
+        float r = wsum(v, w, n, aa);
+        y[ox] = thr ? (float)(r > *thr) : r;
+    }
+}
+#endif
+
+/* Lists the source rows the vertical taps read (rows[], their count returned) and maps
+ * each source row to its place in that list (map[iy], -1 when unread). */
+static int used_rows(const taps *ty, int OH, int H, int *rows, int *map) {
+    for (int iy = 0; iy < H; iy++) map[iy] = -1;
+    for (int oy = 0; oy < OH; oy++)
+        for (int a = 0; a < ty->n[oy]; a++) map[ty->idx[(int64_t)oy * ty->T + a]] = 0;
+    int nr = 0;
+    for (int iy = 0; iy < H; iy++)
+        if (map[iy] == 0) rows[nr] = iy, map[iy] = nr++;
+    return nr;
+}
+
+/* y (C, OH, OW) = separable weighted sums of the source with the two tap tables:
+ * the horizontal sums of every source row that is read, once, then per output row the
+ * vertical sum of those (the same values, summed in the same order, as evaluating
+ * out(oy, ox) = wsum_a(wy_a * wsum_b(wx_b * x)) directly). */
+static void resample(float *y, const src_img *s, int OH, int OW, const taps *ty,
+                     const taps *tx, bool aa, const float *thr) {
+    int *rows = s2_kernel_alloc(2 * (size_t)s->H * sizeof(int), "interpolation rows"), *map = rows + s->H;
+    int nr = used_rows(ty, OH, s->H, rows, map);
+    float *hb = s2_kernel_alloc((size_t)s->C * nr * OW * sizeof(float) + 64, "interpolation rows");
+    bool v = false;
+#ifdef S2_FAST_X86
+    v = s2_fast_avx512();
+    if (v && !hpass_try_512(hb, s, rows, nr, OW, tx, aa)) hpass_fma(hb, s, rows, nr, OW, tx, aa);
+#endif
+    if (!v) hpass_c(hb, s, rows, nr, OW, tx, aa);
+    int64_t n = (int64_t)s->C * OH;
+    int T = S2_REF_MAX(ty->T, 1);
+#pragma omp parallel
+    {
+        const float **hv = s2_kernel_alloc((size_t)T * (sizeof(float *) + sizeof(float)), "interpolation taps");
+        float *vb = (float *)(hv + T);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n; r++) {
+            int64_t c = r / OH, oy = r % OH;
+            int ny = ty->n[oy];
+            for (int a = 0; a < ny; a++) hv[a] = hb + ((c * nr) + map[ty->idx[oy * ty->T + a]]) * OW;
+#ifdef S2_FAST_X86
+            if (v) { vrow_512(y + r * OW, hv, ty->w + oy * ty->T, ny, aa, OW, vb, thr); continue; }
+#endif
+            vrow_c(y + r * OW, hv, ty->w + oy * ty->T, ny, aa, OW, vb, thr);
+        }
+        free(hv);
+    }
+    free(hb);
+    free(rows);
 }
 
 // Tap tables of one axis for the bilinear modes.
@@ -231,7 +381,20 @@ void s2_ref_interp_bilinear(float *y, const float *x, int C, int H, int W, int O
     taps_bilinear(&ty, H, OH, align_corners, antialias);
     taps_bilinear(&tx, W, OW, align_corners, antialias);
     src_img s = {.f = x, .C = C, .H = H, .W = W};
-    resample(y, &s, OH, OW, &ty, &tx, antialias);
+    resample(y, &s, OH, OW, &ty, &tx, antialias, NULL);
+    taps_free(&ty);
+    taps_free(&tx);
+}
+
+// (F.interpolate(mode="bilinear", align_corners=False) > thr) as 0 / 1 floats
+void s2_ref_interp_bilinear_gt(float *y, const float *x, int C, int H, int W, int OH, int OW,
+                               float thr) {
+    if (C <= 0 || OH <= 0 || OW <= 0 || H <= 0 || W <= 0) return;
+    taps ty, tx;
+    taps_bilinear(&ty, H, OH, false, false);
+    taps_bilinear(&tx, W, OW, false, false);
+    src_img s = {.f = x, .C = C, .H = H, .W = W};
+    resample(y, &s, OH, OW, &ty, &tx, false, &thr);
     taps_free(&ty);
     taps_free(&tx);
 }
@@ -244,7 +407,7 @@ void s2_ref_interp_bilinear_u8hwc(float *y, const uint8_t *x, int C, int H, int 
     taps_bilinear(&ty, H, OH, align_corners, antialias);
     taps_bilinear(&tx, W, OW, align_corners, antialias);
     src_img s = {.u8 = x, .C = C, .H = H, .W = W};
-    resample(y, &s, OH, OW, &ty, &tx, antialias);
+    resample(y, &s, OH, OW, &ty, &tx, antialias, NULL);
     taps_free(&ty);
     taps_free(&tx);
 }
@@ -257,7 +420,7 @@ void s2_ref_interp_bicubic(float *y, const float *x, int C, int H, int W, int OH
     taps_cubic(&ty, H, OH, align_corners);
     taps_cubic(&tx, W, OW, align_corners);
     src_img s = {.f = x, .C = C, .H = H, .W = W};
-    resample(y, &s, OH, OW, &ty, &tx, false);
+    resample(y, &s, OH, OW, &ty, &tx, false, NULL);
     taps_free(&ty);
     taps_free(&tx);
 }

@@ -84,6 +84,18 @@ void s2_backbone_out_carve(const s2_config *c, float *buf, s2_backbone_out *o) {
     carve(c, &g, buf, o);
 }
 
+size_t s2_image_encoder_scratch_bytes(const s2_config *c) {
+    s2_hiera_geom g;
+    if (!c || encoder_geom(c, &g) < 0) return 0;
+    int64_t trunk = s2_hiera_scratch_floats(c, &g), stages = 0, neck = 0;
+    for (int k = 0; k < g.n_stages; k++) stages += (int64_t)g.lh[k] * g.lw[k] * g.lc[k];
+    for (int k = 0; k < g.n_stages; k++) { // scalped outputs + one level's temporaries
+        int64_t lvl = (int64_t)c->d_model * g.lh[k] * g.lw[k];
+        neck = S2_MAX(neck, (k >= g.n_stages - c->scalp ? 0 : 2 * lvl) + 2 * lvl);
+    }
+    return (size_t)(S2_MAX(trunk, stages + neck) * (int64_t)sizeof(float));
+}
+
 /* ================================ neck ================================ */
 
 /* out [D, h, w] = lateral 1x1 conv of the NHWC stage output x [h, w, Ck].
@@ -144,10 +156,11 @@ static int fpn_neck(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g,
             s2_arena_release(ctx->scratch, mk);
         }
         prev = o;
-        S2_CHECK(s2_pos_embed_sine(p, D, h, w, c->neck_pe_temperature));
+        if (i >= kept || !out->pos_ready) S2_CHECK(s2_pos_embed_sine(p, D, h, w, c->neck_pe_temperature));
         dump_nchw(ctx, i < kept ? "backbone_fpn" : "neck.out", i, o, D, h, w);
         dump_nchw(ctx, i < kept ? "vision_pos_enc" : "neck.pos", i, p, D, h, w);
     }
+    out->pos_ready = true;
     return 0;
 }
 

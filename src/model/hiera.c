@@ -133,7 +133,7 @@ static int patch_embed(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g
     return 0;
 }
 
-/* x += bicubic(pos_embed -> h0 x w0) + tile(pos_embed_window).
+/* x += bicubic(pos_embed -> h0 x w0) + tile(pos_embed_window), in NHWC rows.
  * ref: sam2/modeling/backbones/hieradet.py Hiera._get_pos_embed */
 static int add_pos_embed(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g,
                          float *x /*[h0,w0,C]*/) {
@@ -144,13 +144,18 @@ static int add_pos_embed(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom 
     s2_arena_mark mk = s2_arena_get_mark(ctx->scratch);
     float *p = scratch(ctx, (int64_t)C * H * W);  // (C, H, W)
     float *t = scratch(ctx, (int64_t)C * H * W);  // (H, W, C)
-    if (!p || !t) return SAM2C_ERR_NOMEM;
+    float *pwn = scratch(ctx, (int64_t)C * ws * ws); // (ws, ws, C)
+    if (!p || !t || !pwn) return SAM2C_ERR_NOMEM;
     s2_ref_interp_bicubic(p, pe, C, h->bkg_pe[0], h->bkg_pe[1], H, W, false);
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++)
-            for (int xx = 0; xx < W; xx++)
-                p[((int64_t)c * H + y) * W + xx] += pw[((int64_t)c * ws + y % ws) * ws + xx % ws];
     s2_ref_nchw_to_nhwc(t, p, 1, C, H, W);
+    s2_ref_nchw_to_nhwc(pwn, pw, 1, C, ws, ws);
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) // t += the window embedding tiled over the grid
+        for (int xx = 0; xx < W; xx++) {
+            float *tr = t + ((int64_t)y * W + xx) * C;
+            const float *wr = pwn + ((int64_t)(y % ws) * ws + xx % ws) * C;
+            for (int c = 0; c < C; c++) tr[c] += wr[c];
+        }
     dump_nhwc(ctx, "trunk.pos_embed", t, H, W, C);
     s2_ref_add(x, x, t, (int64_t)H * W * C);
     s2_arena_release(ctx->scratch, mk);
@@ -169,14 +174,16 @@ typedef struct blk_dims {
 /* win [nW, ws, ws, C] = zero-padded windows of xn [H, W, C].
  * ref: sam2/modeling/backbones/utils.py window_partition */
 static void window_partition(float *win, const float *xn, const blk_dims *k) {
-    int ws = k->ws;
-    int64_t nW = (int64_t)k->nWh * k->nWw;
-    memset(win, 0, sizeof(float) * (size_t)(nW * ws * ws * k->C));
-    for (int y = 0; y < k->H; y++)
-        for (int x = 0; x < k->W; x++) {
+    int ws = k->ws, Hp = k->nWh * ws, Wp = k->nWw * ws;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < Hp; y++) // every padded row: copies, or zeros outside the image
+        for (int x = 0; x < Wp; x++) {
             int64_t w = (int64_t)(y / ws) * k->nWw + x / ws;
             int64_t t = w * ws * ws + (int64_t)(y % ws) * ws + x % ws;
-            memcpy(win + t * k->C, xn + ((int64_t)y * k->W + x) * k->C, sizeof(float) * k->C);
+            if (y < k->H && x < k->W)
+                memcpy(win + t * k->C, xn + ((int64_t)y * k->W + x) * k->C, sizeof(float) * k->C);
+            else
+                memset(win + t * k->C, 0, sizeof(float) * k->C);
         }
 }
 
@@ -184,6 +191,7 @@ static void window_partition(float *win, const float *xn, const blk_dims *k) {
  * ref: sam2/modeling/backbones/utils.py window_unpartition + MultiScaleBlock residual */
 static void window_unpartition_add(float *y, const float *sc, const float *a, const blk_dims *k) {
     int ws2 = k->pool ? k->ws / k->qs : k->ws;
+#pragma omp parallel for schedule(static)
     for (int r = 0; r < k->Ho; r++)
         for (int c = 0; c < k->Wo; c++) {
             int64_t w = (int64_t)(r / ws2) * k->nWw + c / ws2;
@@ -205,12 +213,10 @@ static int attention(s2_ctx *ctx, const sam2c_model *m, int i, const blk_dims *k
                  s2_w(m, "image_encoder.trunk.blocks.%d.attn.qkv.bias", i), nW * T, k->C, 3 * Co);
     const float *q = qkv;
     int64_t q_ld = 3 * (int64_t)Co;
-    if (k->pool) { // q (nW, sh, sw, Co) -> max-pool -> (nW, sh/qs, sw/qs, Co)
-        float *qf = scratch(ctx, nW * T * Co), *qp = scratch(ctx, nW * Tq * Co);
-        if (!qf || !qp) return SAM2C_ERR_NOMEM;
-        for (int64_t t = 0; t < nW * T; t++)
-            memcpy(qf + t * Co, qkv + t * 3 * Co, sizeof(float) * Co);
-        s2_ref_maxpool_nhwc(qp, qf, (int)nW, k->sh, k->sw, Co, k->qs);
+    if (k->pool) { // q (nW, sh, sw, Co) of qkv rows -> max-pool -> (nW, sh/qs, sw/qs, Co)
+        float *qp = scratch(ctx, nW * Tq * Co);
+        if (!qp) return SAM2C_ERR_NOMEM;
+        s2_ref_maxpool_nhwc_ld(qp, qkv, 3 * (int64_t)Co, (int)nW, k->sh, k->sw, Co, k->qs);
         q = qp, q_ld = Co;
     }
     s2_op_attention(ctx, o, Co, q, q_ld, qkv + Co, 3 * Co, qkv + 2 * Co, 3 * Co, (int)nW,
@@ -226,15 +232,14 @@ static int attention(s2_ctx *ctx, const sam2c_model *m, int i, const blk_dims *k
 static int mlp(s2_ctx *ctx, const sam2c_model *m, int i, const s2_hiera_block *b, float *y,
                int64_t N) {
     int Co = b->dim_out, Hd = b->mlp_hidden;
-    float *xn = scratch(ctx, N * Co), *hb = scratch(ctx, N * Hd), *o = scratch(ctx, N * Co);
-    if (!xn || !hb || !o) return SAM2C_ERR_NOMEM;
-    s2_ref_layernorm(xn, y, s2_w(m, "image_encoder.trunk.blocks.%d.norm2.weight", i),
-                     s2_w(m, "image_encoder.trunk.blocks.%d.norm2.bias", i), N, Co, LN_EPS);
-    s2_op_linear(ctx, hb, xn, s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.0.weight", i),
-                 s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.0.bias", i), N, Co, Hd);
-    s2_ref_gelu(hb, N * Hd);
-    s2_op_linear(ctx, o, hb, s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.1.weight", i),
-                 s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.1.bias", i), N, Hd, Co);
+    float *xn = scratch(ctx, N * Co), *o = scratch(ctx, N * Co);
+    if (!xn || !o) return SAM2C_ERR_NOMEM;
+    s2_op_layernorm(ctx, xn, y, s2_w(m, "image_encoder.trunk.blocks.%d.norm2.weight", i),
+                    s2_w(m, "image_encoder.trunk.blocks.%d.norm2.bias", i), N, Co, LN_EPS);
+    s2_op_mlp(ctx, o, xn, s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.0.weight", i),
+              s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.0.bias", i),
+              s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.1.weight", i),
+              s2_w(m, "image_encoder.trunk.blocks.%d.mlp.layers.1.bias", i), N, Co, Hd, Co, S2_ACT_GELU);
     s2_ref_add(y, y, o, N * Co);
     return 0;
 }
@@ -260,7 +265,7 @@ static int hiera_block(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g
     s2_arena_mark mk = s2_arena_get_mark(ctx->scratch);
     float *xn = scratch(ctx, N * k.C), *a = scratch(ctx, nW * Tq * k.Co); // (N, C), (nW*Tq, Co)
     if (!xn || !a) return SAM2C_ERR_NOMEM;
-    s2_ref_layernorm(xn, x, s2_w(m, "image_encoder.trunk.blocks.%d.norm1.weight", i),
+    s2_op_layernorm(ctx, xn, x, s2_w(m, "image_encoder.trunk.blocks.%d.norm1.weight", i),
                      s2_w(m, "image_encoder.trunk.blocks.%d.norm1.bias", i), N, k.C, LN_EPS);
     const float *sc = x; // shortcut (No, Co)
     if (k.C != k.Co) {   // shortcut = pool(proj(norm1(x)))
@@ -291,6 +296,34 @@ static int hiera_block(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g
 }
 
 /* ================================ trunk ================================ */
+
+/* Floats one block i takes from the scratch arena at its peak (attention, then MLP),
+ * entering at H x W; mirrors hiera_block / attention / mlp below. */
+static int64_t block_scratch(const s2_hiera_geom *g, int i, int H, int W) {
+    blk_dims k = block_dims(g, i, H, W);
+    int64_t N = (int64_t)H * W, No = (int64_t)k.Ho * k.Wo, nW = (int64_t)k.nWh * k.nWw;
+    int64_t T = (int64_t)k.sh * k.sw, Tq = k.pool ? (int64_t)(k.sh / k.qs) * (k.sw / k.qs) : T;
+    int64_t att = N * k.C + nW * Tq * k.Co + (k.C != k.Co ? N * k.Co + No * k.Co : 0) +
+                  (k.ws > 0 ? nW * T * k.C : 0) + nW * T * 3 * k.Co + 2 * nW * Tq * k.Co;
+    int64_t mlp = No * (2 * k.Co + g->blk[i].mlp_hidden);
+    return S2_MAX(att, mlp) + 16 * 64; // + alignment of each piece
+}
+
+int64_t s2_hiera_scratch_floats(const s2_config *c, const s2_hiera_geom *g) {
+    int H = g->h0, W = g->w0, stage = 0;
+    int64_t keep = (int64_t)H * W * c->hiera.embed_dim, peak = 3 * keep; // x, pos-embed temporaries
+    for (int i = 0; i < g->n_blocks; i++) {
+        const s2_hiera_block *b = &g->blk[i];
+        bool starts_stage = stage > 0 && i - 1 == g->stage_end[stage - 1];
+        if (b->dim != b->dim_out || b->q_pool || starts_stage) keep += (int64_t)g->bh[i] * g->bw[i] * b->dim_out;
+        peak = S2_MAX(peak, keep + block_scratch(g, i, H, W));
+        H = g->bh[i], W = g->bw[i];
+        if (i == g->stage_end[stage]) stage++;
+    }
+    return S2_MAX(peak, keep);
+}
+
+
 
 /* ref: sam2/modeling/backbones/hieradet.py Hiera.forward */
 int s2_hiera_forward(s2_ctx *ctx, const sam2c_model *m, const s2_hiera_geom *g,

@@ -20,6 +20,9 @@ typedef struct s2_backbone_out {
     float *high_res[2];    /* conv_s0(fpn[0]) [1,C/8,h0,w0], conv_s1(fpn[1]) [1,C/4,h1,w1]
                               when use_high_res_features_in_sam, else NULL */
     int hr_c[2];           /* channels of high_res[0/1] (C/8, C/4), 0 when absent */
+    bool pos_ready;        /* pos[] already hold the encodings (they depend only on the
+                              config): set by the encoder, cleared by carve; later
+                              encodes into the same buffers skip them */
 } s2_backbone_out;
 
 /* Geometry of the trunk derived from the config and validated against what the
@@ -47,6 +50,12 @@ void s2_backbone_out_carve(const s2_config *c, float *buf, s2_backbone_out *o);
 /* Runs the whole encoder on img [1,3,S,S] (normalised, S = image_size) into out (carved
  * beforehand). Temporaries come from ctx->scratch; dumps every intermediate under its
  * fixture name when ctx->dump is set. 0 or a negative status with a message. */
+/* Upper bound of the scratch-arena bytes one s2_image_encoder_forward takes at its peak
+ * (trunk blocks, neck temporaries), so a session can reserve its arena up front: a
+ * reservation is address space until touched, and growing by chunks instead leaves
+ * freed chunks behind in the C heap (resident). 0 for an invalid config. */
+size_t s2_image_encoder_scratch_bytes(const s2_config *c);
+int64_t s2_hiera_scratch_floats(const s2_config *c, const s2_hiera_geom *g);
 int s2_image_encoder_forward(s2_ctx *ctx, const sam2c_model *m, const float *img,
                              s2_backbone_out *out);
 

@@ -73,47 +73,36 @@ static void build_image_tokens(s2_ctx *c, const sam2c_model *m, const s2_dec_in 
     s2_ref_nchw_to_nhwc(kpe, in->image_pe, 1, C, h, h);
 }
 
-/* y[b] += f[b or 0] over B items of n elements (the high-res feature add, which
- * broadcasts a batch-1 feature map over repeated images). */
-static void add_feat(float *y, const float *f, int B, bool shared, int64_t n) {
-    for (int b = 0; b < B; b++) s2_ref_add(y + b * n, y + b * n, f + (shared ? 0 : b * n), n);
-}
-
-/* One 2x2 stride-2 transposed convolution of output_upscaling (weights [IC, OC, K, K]).
- * x [B, IC, hh, ww] -> y [B, OC, K*hh, K*ww]. */
-static float *upconv(s2_ctx *c, const sam2c_model *m, int idx, const float *x, int B,
-                     int hh, int ww, int *OC, int *K) {
+/* One 2x2 stride-2 transposed convolution of output_upscaling (weights [IC, OC, K, K])
+ * with its epilogue y = act(convT(x) + b + feat): x [B, IC, hh, ww] (or NHWC rows when
+ * x_nhwc) -> y [B, OC, K*hh, K*ww]; feat NULL or [Bi, OC, K*hh, K*ww]. */
+static float *upconv(s2_ctx *c, const sam2c_model *m, const s2_dec_in *in, int idx,
+                     const float *x, bool x_nhwc, int hh, int ww, const float *feat,
+                     s2_act act, int *OC, int *K) {
     const s2_tensor *wt = s2_wt(m, MD "output_upscaling.%d.weight", idx);
     *OC = (int)wt->shape[1];
     *K = (int)wt->shape[2];
-    float *y = s2_scratch_f32(c, (int64_t)B * *OC * hh * *K * ww * *K);
-    s2_ref_conv_transpose2d_k_eq_s(y, x, (const float *)wt->data,
-                                   s2_w(m, MD "output_upscaling.%d.bias", idx), B,
-                                   (int)wt->shape[0], hh, ww, *OC, *K);
+    float *y = s2_scratch_f32(c, (int64_t)in->B * *OC * hh * *K * ww * *K);
+    s2_convt_desc d = {.N = in->B, .C = (int)wt->shape[0], .H = hh, .W = ww, .OC = *OC, .K = *K,
+                       .x_nhwc = x_nhwc, .add = feat, .add_shared = in->repeat_image, .act = act};
+    s2_op_conv_transpose2d(c, y, x, (const float *)wt->data,
+                           s2_w(m, MD "output_upscaling.%d.bias", idx), &d);
     return y;
 }
 
 // ref: sam2/modeling/sam/mask_decoder.py MaskDecoder.predict_masks (output_upscaling)
-/* keys [B, HW, C] -> NCHW -> dc1 (+ feat_s1) -> LayerNorm2d -> GELU -> dc2 (+ feat_s0)
- * -> GELU. Returns [B, C8, H, W]; *C8 set. */
+/* keys [B, HW, C] (token-major = NHWC) -> dc1 (+ feat_s1) -> LayerNorm2d -> GELU -> dc2
+ * (+ feat_s0) -> GELU, the adds and the last GELU fused into the transposed convs.
+ * Returns [B, C8, H, W]; *C8 set. */
 static float *upscale(s2_ctx *c, const sam2c_model *m, const s2_dec_in *in,
                       const float *keys, int *C8) {
-    int B = in->B, C = m->cfg.d_model, h = s2_cfg_feat_side(&m->cfg), C4, K1, K2;
-    bool shared = in->repeat_image;
-    float *src = s2_scratch_f32(c, (int64_t)B * C * h * h); // (B, C, h, w)
-    s2_ref_nhwc_to_nchw(src, keys, B, h, h, C);
-    float *x = upconv(c, m, 0, src, B, h, h, &C4, &K1); // (B, C4, 2h, 2w)
+    int B = in->B, h = s2_cfg_feat_side(&m->cfg), C4, K1, K2;
+    float *x = upconv(c, m, in, 0, keys, true, h, h, in->feat_s1, S2_ACT_NONE, &C4, &K1); // (B, C4, 2h, 2w)
     int h1 = h * K1;
-    int64_t n1 = (int64_t)C4 * h1 * h1;
-    if (in->feat_s1) add_feat(x, in->feat_s1, B, shared, n1);
-    s2_ref_layernorm2d(x, x, s2_w(m, MD "output_upscaling.1.weight"),
-                       s2_w(m, MD "output_upscaling.1.bias"), B, C4, (int64_t)h1 * h1, 1e-6f);
-    s2_ref_gelu(x, B * n1);
-    float *y = upconv(c, m, 3, x, B, h1, h1, C8, &K2); // (B, C8, H, W)
-    int64_t n2 = (int64_t)*C8 * (h1 * K2) * (h1 * K2);
-    if (in->feat_s0) add_feat(y, in->feat_s0, B, shared, n2);
-    s2_ref_gelu(y, B * n2);
-    return y;
+    s2_op_layernorm2d(c, x, x, s2_w(m, MD "output_upscaling.1.weight"),
+                      s2_w(m, MD "output_upscaling.1.bias"), B, C4, (int64_t)h1 * h1, 1e-6f);
+    s2_op_gelu(c, x, (int64_t)B * C4 * h1 * h1);
+    return upconv(c, m, in, 3, x, false, h1, h1, in->feat_s0, S2_ACT_GELU, C8, &K2); // (B, C8, H, W)
 }
 
 /* rows[b] = hs[b, tok, :] for b < B: one token of every batch item, contiguous. */

@@ -28,6 +28,7 @@ static int rope_build(s2_ctx *c, rope_tab *t, int hd, int H, int W, double theta
     t->n_pair = hd / 2;
     t->cos = s2_scratch_f32(c, t->n_tok * t->n_pair);
     t->sin = s2_scratch_f32(c, t->n_tok * t->n_pair);
+#pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < t->n_tok; n++) {
         float tx = (float)(n % W), ty = (float)(n / W);
         for (int j = 0; j < t->n_pair; j++) {
@@ -46,6 +47,7 @@ static int rope_build(s2_ctx *c, rope_tab *t, int hd, int H, int W, double theta
  * complex pairs; row r uses the angles of grid token r % N (rope_k_repeat tiling). */
 static void rope_apply(float *x, int64_t ld, int64_t n_tok, int heads, int hd,
                        const rope_tab *t) {
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n_tok; r++) {
         const float *cs = t->cos + (r % t->n_tok) * t->n_pair;
         const float *sn = t->sin + (r % t->n_tok) * t->n_pair;
@@ -116,7 +118,7 @@ static void add_opt(float *y, const float *x, const float *p, int64_t n) {
 
 /* x += y over n values. */
 static void add_inplace(float *x, const float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    s2_ref_add(x, x, y, n);
 }
 
 // ref: sam2/modeling/memory_attention.py MemoryAttentionLayer.forward
@@ -132,7 +134,7 @@ static int ma_layer(s2_ctx *c, const sam2c_model *m, int li, float *tgt,
     float *ao = s2_scratch_f32(c, N * C);   // (N, C) attention output
     float *kin = s2_scratch_f32(c, M * Cm); // (M, Cm) keys input
     // ref: MemoryAttentionLayer._forward_sa
-    s2_ref_layernorm(t2, tgt, s2_w(m, MA_PFX "layers.%d.norm1.weight", li),
+    s2_op_layernorm(c, t2, tgt, s2_w(m, MA_PFX "layers.%d.norm1.weight", li),
                      s2_w(m, MA_PFX "layers.%d.norm1.bias", li), N, C, 1e-5f);
     add_opt(qk, t2, cfg->ma_pos_enc_at_attn ? in->curr_pos : NULL, N * C);
     snprintf(pfx, sizeof pfx, MA_PFX "layers.%d.self_attn", li);
@@ -141,7 +143,7 @@ static int ma_layer(s2_ctx *c, const sam2c_model *m, int li, float *tgt,
     if (rc < 0) goto done;
     add_inplace(tgt, ao, N * C);
     // ref: MemoryAttentionLayer._forward_ca
-    s2_ref_layernorm(t2, tgt, s2_w(m, MA_PFX "layers.%d.norm2.weight", li),
+    s2_op_layernorm(c, t2, tgt, s2_w(m, MA_PFX "layers.%d.norm2.weight", li),
                      s2_w(m, MA_PFX "layers.%d.norm2.bias", li), N, C, 1e-5f);
     add_opt(qk, t2, cfg->ma_pos_enc_at_cross_attn_queries ? in->curr_pos : NULL, N * C);
     add_opt(kin, in->memory, cfg->ma_pos_enc_at_cross_attn_keys ? in->memory_pos : NULL, M * Cm);
@@ -154,14 +156,11 @@ static int ma_layer(s2_ctx *c, const sam2c_model *m, int li, float *tgt,
     // MLP: linear2(relu(linear1(norm3(tgt))))
     const s2_tensor *w1 = s2_wt(m, MA_PFX "layers.%d.linear1.weight", li);
     const int ff = (int)w1->shape[0];
-    float *h = s2_scratch_f32(c, N * ff); // (N, FF)
-    s2_ref_layernorm(t2, tgt, s2_w(m, MA_PFX "layers.%d.norm3.weight", li),
+    s2_op_layernorm(c, t2, tgt, s2_w(m, MA_PFX "layers.%d.norm3.weight", li),
                      s2_w(m, MA_PFX "layers.%d.norm3.bias", li), N, C, 1e-5f);
-    s2_op_linear(c, h, t2, (const float *)w1->data, s2_w(m, MA_PFX "layers.%d.linear1.bias", li),
-                 N, C, ff);
-    s2_ref_relu(h, N * ff);
-    s2_op_linear(c, ao, h, s2_w(m, MA_PFX "layers.%d.linear2.weight", li),
-                 s2_w(m, MA_PFX "layers.%d.linear2.bias", li), N, ff, C);
+    s2_op_mlp(c, ao, t2, (const float *)w1->data, s2_w(m, MA_PFX "layers.%d.linear1.bias", li),
+              s2_w(m, MA_PFX "layers.%d.linear2.weight", li), s2_w(m, MA_PFX "layers.%d.linear2.bias", li),
+              N, C, ff, C, S2_ACT_RELU); // (N, FF) hidden
     add_inplace(tgt, ao, N * C);
 done:
     s2_arena_release(c->scratch, mk);
@@ -206,7 +205,7 @@ int s2_memory_attention_forward(s2_ctx *c, const sam2c_model *m, const s2_mematt
             rc = ma_layer(c, m, li, tgt, in, &tab, C, Cm);
     }
     if (rc == 0) {
-        s2_ref_layernorm(out, tgt, s2_w(m, MA_PFX "norm.weight"), s2_w(m, MA_PFX "norm.bias"), N, C,
+        s2_op_layernorm(c, out, tgt, s2_w(m, MA_PFX "norm.weight"), s2_w(m, MA_PFX "norm.bias"), N, C,
                          1e-5f);
         s2_dump(c, "memory_attention.out", out, 3, (int64_t[]){N, 1, C});
     }

@@ -60,10 +60,10 @@ static int mask_downsample(s2_ctx *c, const sam2c_model *m, const float *mask, i
         float *y = s2_scratch_f32(c, (int64_t)oc * oh * ow); // (oc, oh, ow)
         s2_op_conv2d(c, y, x, (const float *)wt->data,
                      s2_w(m, MEM_PFX "mask_downsampler.encoder.%d.bias", 3 * i), &d);
-        s2_ref_layernorm2d(y, y, s2_w(m, MEM_PFX "mask_downsampler.encoder.%d.weight", 3 * i + 1),
+        s2_op_layernorm2d(c, y, y, s2_w(m, MEM_PFX "mask_downsampler.encoder.%d.weight", 3 * i + 1),
                            s2_w(m, MEM_PFX "mask_downsampler.encoder.%d.bias", 3 * i + 1), 1, oc,
                            (int64_t)oh * ow, 1e-6f);
-        s2_ref_gelu(y, (int64_t)oc * oh * ow);
+        s2_op_gelu(c, y, (int64_t)oc * oh * ow);
         x = y; ch = oc; h = oh; w = ow;
     }
     if (h != H || w != W)
@@ -99,21 +99,19 @@ static void cx_block(s2_ctx *c, const sam2c_model *m, int li, float *x, int C, i
     s2_arena_mark mk = s2_arena_get_mark(c->scratch);
     float *dw = s2_scratch_f32(c, C * HW);   // (C, H, W)
     float *t = s2_scratch_f32(c, C * HW);    // (HW, C)
-    float *h1 = s2_scratch_f32(c, hid * HW); // (HW, 4C)
     s2_conv2d_desc d = {1, C, H, W, C, cfg->cx_kernel, cfg->cx_kernel, 1, 1,
                         cfg->cx_padding, cfg->cx_padding, cfg->cx_dwconv ? C : 1};
     s2_op_conv2d(c, dw, x, s2_w(m, MEM_PFX "fuser.layers.%d.dwconv.weight", li),
                  s2_w(m, MEM_PFX "fuser.layers.%d.dwconv.bias", li), &d);
-    s2_ref_layernorm2d(dw, dw, s2_w(m, MEM_PFX "fuser.layers.%d.norm.weight", li),
+    s2_op_layernorm2d(c, dw, dw, s2_w(m, MEM_PFX "fuser.layers.%d.norm.weight", li),
                        s2_w(m, MEM_PFX "fuser.layers.%d.norm.bias", li), 1, C, HW, 1e-6f);
     s2_ref_nchw_to_nhwc(t, dw, 1, C, H, W);
-    s2_op_linear(c, h1, t, (const float *)w1->data,
-                 s2_w(m, MEM_PFX "fuser.layers.%d.pwconv1.bias", li), HW, C, hid);
-    s2_ref_gelu(h1, hid * HW);
-    s2_op_linear(c, t, h1, s2_w(m, MEM_PFX "fuser.layers.%d.pwconv2.weight", li),
-                 s2_w(m, MEM_PFX "fuser.layers.%d.pwconv2.bias", li), HW, hid, C);
+    s2_op_mlp(c, t, t, (const float *)w1->data, s2_w(m, MEM_PFX "fuser.layers.%d.pwconv1.bias", li),
+              s2_w(m, MEM_PFX "fuser.layers.%d.pwconv2.weight", li),
+              s2_w(m, MEM_PFX "fuser.layers.%d.pwconv2.bias", li), HW, C, hid, C, S2_ACT_GELU); // (HW, 4C) hidden
     const s2_tensor *g = s2_w_opt(m, MEM_PFX "fuser.layers.%d.gamma", li);
     const float *gamma = g ? (const float *)g->data : NULL;
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < C; ch++) {
         float gm = gamma ? gamma[ch] : 1.0f;
         for (int64_t p = 0; p < HW; p++) x[ch * HW + p] += gm * t[p * C + ch];

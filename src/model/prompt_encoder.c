@@ -126,13 +126,13 @@ static int embed_mask(s2_ctx *c, const sam2c_model *m, const s2_prompt *p, float
     int Bm = p->mask_B, C = m->cfg.d_model, OC, OH, OW;
     s2_arena_mark mark = s2_arena_get_mark(c->scratch);
     float *x = mask_conv(c, m, 0, p->mask, Bm, 4 * h, 4 * w, &OC, &OH, &OW);
-    s2_ref_layernorm2d(x, x, s2_w(m, PE "mask_downscaling.1.weight"),
+    s2_op_layernorm2d(c, x, x, s2_w(m, PE "mask_downscaling.1.weight"),
                        s2_w(m, PE "mask_downscaling.1.bias"), Bm, OC, (int64_t)OH * OW, 1e-6f);
-    s2_ref_gelu(x, (int64_t)Bm * OC * OH * OW);
+    s2_op_gelu(c, x, (int64_t)Bm * OC * OH * OW);
     x = mask_conv(c, m, 3, x, Bm, OH, OW, &OC, &OH, &OW);
-    s2_ref_layernorm2d(x, x, s2_w(m, PE "mask_downscaling.4.weight"),
+    s2_op_layernorm2d(c, x, x, s2_w(m, PE "mask_downscaling.4.weight"),
                        s2_w(m, PE "mask_downscaling.4.bias"), Bm, OC, (int64_t)OH * OW, 1e-6f);
-    s2_ref_gelu(x, (int64_t)Bm * OC * OH * OW);
+    s2_op_gelu(c, x, (int64_t)Bm * OC * OH * OW);
     x = mask_conv(c, m, 6, x, Bm, OH, OW, &OC, &OH, &OW);
     if (OC != C || OH != h || OW != w) {
         s2_arena_release(c->scratch, mark);

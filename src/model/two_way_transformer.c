@@ -20,9 +20,9 @@ void s2_sam_mlp(s2_ctx *c, const sam2c_model *m, const char *prefix, int n_layer
         const float *b = s2_w(m, "%s.layers.%d.bias", prefix, i);          // [out]
         int64_t K = wt->shape[1], N = wt->shape[0];
         float *nxt = i == n_layers - 1 ? y : s2_scratch_f32(c, rows * N);
-        s2_op_linear(c, nxt, cur, (const float *)wt->data, b, rows, K, N);
-        if (i < n_layers - 1) s2_ref_relu(nxt, rows * N);
-        else if (sigmoid_output) s2_ref_sigmoid(nxt, rows * N);
+        s2_op_linear_act(c, nxt, cur, (const float *)wt->data, b, rows, K, N,
+                         i < n_layers - 1 ? S2_ACT_RELU : S2_ACT_NONE);
+        if (i == n_layers - 1 && sigmoid_output) s2_ref_sigmoid(nxt, rows * N);
         cur = nxt;
     }
     s2_arena_release(c->scratch, mark);
@@ -66,16 +66,16 @@ static void add_pe(float *y, const float *x, const float *pe, int B, int64_t n, 
 }
 
 /* LayerNorm over C in place with the named weights. x [rows, C]. */
-static void norm(const sam2c_model *m, const char *name, float *x, int64_t rows, int C) {
-    s2_ref_layernorm(x, x, s2_w(m, "%s.weight", name), s2_w(m, "%s.bias", name), rows, C,
+static void norm(s2_ctx *c, const sam2c_model *m, const char *name, float *x, int64_t rows, int C) {
+    s2_op_layernorm(c, x, x, s2_w(m, "%s.weight", name), s2_w(m, "%s.bias", name), rows, C,
                      LN_EPS);
 }
 
 /* x = LayerNorm(x + r): the residual add of every sub-block. */
-static void add_norm(const sam2c_model *m, const char *name, float *x, const float *r,
+static void add_norm(s2_ctx *c, const sam2c_model *m, const char *name, float *x, const float *r,
                      int64_t rows, int C) {
     s2_ref_add(x, x, r, rows * C);
-    norm(m, name, x, rows, C);
+    norm(c, m, name, x, rows, C);
 }
 
 // ref: sam2/modeling/sam/transformer.py TwoWayAttentionBlock.forward
@@ -106,7 +106,7 @@ static int two_way_block(s2_ctx *c, const sam2c_model *m, int layer, float *quer
     }
     if (rc < 0) goto done;
     snprintf(name, sizeof name, "%s.norm1", pre);
-    norm(m, name, queries, (int64_t)B * Nt, C);
+    norm(c, m, name, queries, (int64_t)B * Nt, C);
 
     // Cross attention block, tokens attending to image embedding
     add_pe(q, queries, qpe, B, nq, false);
@@ -114,20 +114,20 @@ static int two_way_block(s2_ctx *c, const sam2c_model *m, int layer, float *quer
     snprintf(name, sizeof name, "%s.cross_attn_token_to_image", pre);
     if ((rc = attention(c, m, name, att, q, k, keys, B, Nt, HW)) < 0) goto done;
     snprintf(name, sizeof name, "%s.norm2", pre);
-    add_norm(m, name, queries, att, (int64_t)B * Nt, C);
+    add_norm(c, m, name, queries, att, (int64_t)B * Nt, C);
 
     // MLP block
     snprintf(name, sizeof name, "%s.mlp", pre);
     s2_sam_mlp(c, m, name, 2, false, queries, (int64_t)B * Nt, mlp);
     snprintf(name, sizeof name, "%s.norm3", pre);
-    add_norm(m, name, queries, mlp, (int64_t)B * Nt, C);
+    add_norm(c, m, name, queries, mlp, (int64_t)B * Nt, C);
 
     // Cross attention block, image embedding attending to tokens (k still = keys + pe)
     add_pe(q, queries, qpe, B, nq, false);
     snprintf(name, sizeof name, "%s.cross_attn_image_to_token", pre);
     if ((rc = attention(c, m, name, att, k, q, queries, B, HW, Nt)) < 0) goto done;
     snprintf(name, sizeof name, "%s.norm4", pre);
-    add_norm(m, name, keys, att, (int64_t)B * HW, C);
+    add_norm(c, m, name, keys, att, (int64_t)B * HW, C);
 done:
     s2_arena_release(c->scratch, mark);
     return rc;
@@ -152,7 +152,7 @@ int s2_two_way_transformer(s2_ctx *c, const sam2c_model *m, float *queries, floa
         add_pe(q, queries, qpe, B, nq, false);
         add_pe(k, keys, key_pe, B, nk, true);
         rc = attention(c, m, TR ".final_attn_token_to_image", att, q, k, keys, B, Nt, HW);
-        if (rc == SAM2C_OK) add_norm(m, TR ".norm_final_attn", queries, att, (int64_t)B * Nt, C);
+        if (rc == SAM2C_OK) add_norm(c, m, TR ".norm_final_attn", queries, att, (int64_t)B * Nt, C);
     }
     s2_arena_release(c->scratch, mark);
     return rc;

@@ -44,7 +44,9 @@ int sam2c_image_session_create(const sam2c_model *m, sam2c_image_session **out) 
     s->feat_buf = s2_aligned_alloc(nf * sizeof(float));
     s->image_embed = s2_aligned_alloc((size_t)c->d_model * hw * hw * sizeof(float));
     s->dense_pe = s2_aligned_alloc((size_t)c->d_model * hw * hw * sizeof(float));
-    if (!nf || !s->feat_buf || !s->image_embed || !s->dense_pe || s2_arena_init(&s->scratch, 0) < 0) {
+    // the arena reserved for a whole set_image (input tensor + encoder peak, + 1/4)
+    size_t need = 3 * sizeof(float) * (size_t)c->image_size * c->image_size + s2_image_encoder_scratch_bytes(c);
+    if (!nf || !s->feat_buf || !s->image_embed || !s->dense_pe || s2_arena_init(&s->scratch, need + need / 4) < 0) {
         sam2c_image_session_free(s);
         return nf ? SAM2C_ERR_NOMEM : SAM2C_ERR_ARG;
     }
@@ -197,8 +199,11 @@ static int grow(float **p, size_t *cap, size_t n) {
 }
 
 /* ref: SAM2Transforms.postprocess_masks: optional hole / sprinkle filling on the low-res
- * logits, then bilinear (align_corners=False) upsampling to the original size. */
-static int postprocess(sam2c_image_session *s, float *low, int planes, int lh, int lw, float *out) {
+ * logits, then bilinear (align_corners=False) upsampling to the original size; with
+ * binary set (masks wanted as 0/1 and nobody observes the logits) the threshold of
+ * predict() is applied in the same pass. */
+static int postprocess(sam2c_image_session *s, float *low, int planes, int lh, int lw, float *out,
+                       bool binary) {
     float thr = s->m->cfg.mask_threshold;
     for (int i = 0; i < planes; i++) {
         float *pl = low + (int64_t)i * lh * lw;
@@ -206,7 +211,8 @@ static int postprocess(sam2c_image_session *s, float *low, int planes, int lh, i
             S2_CHECK(s2_fill_holes_and_sprinkles(pl, lh, lw, thr, (int64_t)s->max_hole_area,
                                                  (int64_t)s->max_sprinkle_area, thr + 10.0f, thr - 10.0f));
     }
-    s2_ref_interp_bilinear(out, low, planes, lh, lw, s->orig_h, s->orig_w, false, false);
+    if (binary) s2_ref_interp_bilinear_gt(out, low, planes, lh, lw, s->orig_h, s->orig_w, thr);
+    else s2_ref_interp_bilinear(out, low, planes, lh, lw, s->orig_h, s->orig_w, false, false);
     return SAM2C_OK;
 }
 
@@ -251,12 +257,13 @@ int sam2c_image_predict(sam2c_image_session *s, const sam2c_prompt *p, sam2c_mas
     S2_CHECK(grow(&s->out_iou, &s->cap_iou, (size_t)planes));
     S2_CHECK(grow(&s->out_score, &s->cap_score, (size_t)B));
     memcpy(s->out_low, dec.masks, (size_t)low_n * sizeof(float));
-    S2_CHECK(postprocess(s, s->out_low, (int)planes, lh, lw, s->out_masks));
+    bool binary = !p->return_logits && !s->ctx.dump;
+    S2_CHECK(postprocess(s, s->out_low, (int)planes, lh, lw, s->out_masks, binary));
     /* The returned low-res logits are the raw ones, clamped; hole filling only affects
      * the upsampled masks (official: postprocess on a copy). */
     for (int64_t i = 0; i < low_n; i++) s->out_low[i] = fminf(fmaxf(dec.masks[i], -32.0f), 32.0f);
     dump_returned(s, "output.masks", s->out_masks, B, M, s->orig_h, s->orig_w);
-    if (!p->return_logits)
+    if (!p->return_logits && !binary)
         for (int64_t i = 0; i < big; i++) s->out_masks[i] = s->out_masks[i] > s->m->cfg.mask_threshold;
     memcpy(s->out_iou, dec.iou, (size_t)planes * sizeof(float));
     for (int b = 0; b < B; b++) s->out_score[b] = dec.obj_score[b];
