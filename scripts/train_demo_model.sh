@@ -1,15 +1,17 @@
 #!/bin/sh
 # Trains the embedded demo model assets/demo_model/sam2c_demo.safetensors (not yet
-# committed: with the micro model's random encoder the heads reach only ~0.17 mIoU): the
-# sam2.1-micro architecture (fixtures/micro, random image encoder) whose prompt encoder
-# and mask decoder are fine-tuned by `sam2c finetune` on generated inspection images
-# (`sam2c synth`), stored as bf16 safetensors with its config in the metadata, then
-# scored on 50 generated test images never seen in training (one centre click per
-# object, mIoU of the best-IoU mask).
+# committed): the sam2.1-micro architecture (fixtures/micro, random image encoder)
+# fine-tuned by `sam2c finetune` on generated inspection images (`sam2c synth`): by
+# default the whole image model (TRAIN=all: prompt encoder, mask decoder and the image
+# encoder, which then runs forward + backward on every sample); TRAIN=heads trains the
+# prompt encoder and mask decoder on the frozen random encoder (~0.17 mIoU), LORA=R adds
+# rank-R adapters to the encoder instead. Stored as bf16 safetensors with its config in
+# the metadata, then scored on 50 generated test images never seen in training (one
+# centre click per object, mIoU of the best-IoU mask).
 #
 # usage: scripts/train_demo_model.sh   (env: SAM2C=path/to/sam2c BASE=micro/model.pt
 #        WORK=/tmp/sam2c_demo OUT=assets/demo_model/sam2c_demo.safetensors EPOCHS=8
-#        NTRAIN=100 THREADS=0)
+#        NTRAIN=100 THREADS=0 TRAIN=all LORA=0 LR=3e-4)
 # The focal-loss weight is 1 instead of the YAML's 20: from randomly initialised heads
 # the x20 focal term drives every mask to background (see the issue 8 report).
 set -eu
@@ -21,18 +23,23 @@ OUT=${OUT:-$here/assets/demo_model/sam2c_demo.safetensors}
 EPOCHS=${EPOCHS:-8}
 NTRAIN=${NTRAIN:-100}
 THREADS=${THREADS:-0}
+TRAIN=${TRAIN:-all}
+LORA=${LORA:-0}
+LR=${LR:-3e-4}
 thr=""
 [ "$THREADS" != 0 ] && thr="--threads $THREADS"
+lora=""
+[ "$LORA" != 0 ] && lora="--lora $LORA"
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$(dirname "$OUT")"
 # data: training + validation sets (seed 11), a separate test set (seed 12)
 "$SAM2C" synth -o "$WORK/data" --train "$NTRAIN" --val 40 --size 256 --seed 11 --quiet
 "$SAM2C" synth -o "$WORK/test" -n 50 --size 256 --seed 12 --quiet
-# fine-tuning: prompt encoder + mask decoder, encoder frozen
+# fine-tuning: the modules of TRAIN (+ LoRA adapters with LORA > 0)
 "$SAM2C" finetune -m "$BASE" --train "$WORK/data/train" --val "$WORK/data/val" \
-    -o "$WORK/demo_f32.safetensors" --epochs "$EPOCHS" --lr 3e-4 --seed 1 --augment 1 --corrections 3 \
-    --focal-weight 1 \
+    -o "$WORK/demo_f32.safetensors" --epochs "$EPOCHS" --lr "$LR" --seed 1 --augment 1 --corrections 3 \
+    --focal-weight 1 --modules "$TRAIN" $lora \
     --report "$WORK/train_report.json" $thr
 "$SAM2C" convert "$WORK/demo_f32.safetensors" "$OUT" --dtype bf16
 # score the bf16 model on the test set (--epochs 0: validation only)

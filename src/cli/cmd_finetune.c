@@ -1,11 +1,14 @@
-/* `sam2c finetune`: few-shot fine-tuning of the prompt encoder + mask decoder on a
- * folder of images with masks; writes a safetensors checkpoint that loads like any
- * converted model. */
+/* `sam2c finetune`: few-shot fine-tuning on a folder of images with masks (by default
+ * the prompt encoder + mask decoder; optionally LoRA adapters on the image encoder, or
+ * any module up to the whole image model); writes a safetensors checkpoint that loads
+ * like any converted model (adapters merged). */
 #include "cli/cli.h"
 #include "model/model.h"
 #include "train/finetune.h"
 #include "train/curves.h"
 #include "io/json.h"
+
+#include <sys/stat.h>
 
 #include <math.h>
 #include <omp.h>
@@ -20,9 +23,10 @@ int cli_finetune(int argc, char **argv);
 static void ft_usage(FILE *f) {
     fprintf(f,
             "usage: sam2c finetune -m MODEL --train DIR --val DIR -o OUT.safetensors [--epochs N]\n"
-            "                      [--lora R] [--resume] [--report FILE.json]\n"
+            "                      [--lora R] [--train MODULES] [--resume] [--report FILE.json]\n"
             "   or: sam2c finetune -m MODEL --data DIR [--val-split F] -o OUT.safetensors ...\n"
-            "options: [--lr X] [--batch N] [--seed S] [--corrections N] [--augment N]\n"
+            "options: [--lr X] [--encoder-lr X] [--lora-alpha A] [--batch N] [--seed S]\n"
+            "         [--corrections N] [--augment N]\n"
             "         [--max-objects N] [--weight-decay X] [--clip X] [--config FILE]\n"
             "         [--threads N] [--checkpoint FILE] [--plot FILE.png]\n"
             "         [--focal-weight X] [--dice-weight X] (loss weights, YAML 20 and 1)\n"
@@ -37,11 +41,19 @@ static void ft_usage(FILE *f) {
             "the curves PNG (default OUT.curves.png). --report writes val_miou_before,\n"
             "val_miou_after, epochs, seconds and the per-epoch history as JSON.\n"
             "--epochs 0 only measures the validation mIoU of MODEL.\n"
-            "--lora R (LoRA on the encoder's attention) is not supported yet.\n"
-            "The image encoder is frozen (its\n"
-            "features are computed once per image and augmented copy); the prompt encoder, mask\n"
-            "decoder (conv_s0/conv_s1 included) and no_mem_embed are trained with the official\n"
-            "loss (focal x20 + dice + IoU L1 + object BCE), simulated clicks / boxes and\n"
+            "--train MODULES (or --modules MODULES): comma list of prompt_encoder, mask_decoder,\n"
+            "image_encoder (trunk + neck), all (= the three); default prompt_encoder,mask_decoder\n"
+            "(mask_decoder includes conv_s0/conv_s1 and no_mem_embed). A --train value that is\n"
+            "a module list and not an existing folder selects modules; any other is the data.\n"
+            "--lora R [--lora-alpha A]: rank-R LoRA adapters (scale A / R, A = R by default) on\n"
+            "every Hiera block's attn.qkv and attn.proj; the encoder's own weights stay frozen\n"
+            "and only the adapters train there; OUT holds the merged weights (loads anywhere),\n"
+            "the checkpoint the adapters. --encoder-lr X: the image encoder's (adapters\n"
+            "included) learning rate when it trains (default --lr), on the same schedule.\n"
+            "While the image encoder is frozen its features are computed once per image and\n"
+            "augmented copy; when it trains (LoRA or image_encoder) it runs forward and\n"
+            "backward on every sample. Training uses the\n"
+            "official loss (focal x20 + dice + IoU L1 + object BCE), simulated clicks / boxes and\n"
             "corrective clicks, AdamW (weight decay 0.1 except biases and LayerNorms), gradient\n"
             "clipping at norm 0.1 and a cosine schedule from --lr to --lr / 10.\n"
             "Defaults: --epochs 10 --lr 1e-4 --batch 1 --val-split 0.2 --seed 0 --corrections 7\n"
@@ -58,7 +70,7 @@ static bool parse_double(const char *s, double *out) {
 }
 
 typedef struct ft_args {
-    const char *model, *config, *out, *report, *plot, *ckpt, *random;
+    const char *model, *config, *out, *report, *plot, *ckpt, *random, *modules;
     long threads;
     s2_finetune_params p;
     char ckpt_buf[1024], plot_buf[1024];
@@ -93,6 +105,40 @@ static const char *derived_path(char *buf, size_t n, const char *out, const char
     return buf;
 }
 
+/* Module flags of a comma list (prompt_encoder, mask_decoder, image_encoder, memory,
+ * all); false for anything else. */
+static bool parse_modules(const char *s, unsigned *out) {
+    static const struct { const char *name; unsigned bits; } mods[] = {
+        {"prompt_encoder", S2_TRAIN_PROMPT_ENCODER}, {"mask_decoder", S2_TRAIN_MASK_DECODER},
+        {"image_encoder", S2_TRAIN_IMAGE_ENCODER}, {"memory", S2_TRAIN_MEMORY},
+        {"heads", S2_TRAIN_HEADS},
+        {"all", S2_TRAIN_HEADS | S2_TRAIN_IMAGE_ENCODER}};
+    unsigned bits = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        bool found = false;
+        for (size_t i = 0; i < sizeof mods / sizeof *mods && !found; i++)
+            if (strlen(mods[i].name) == n && !strncmp(s, mods[i].name, n)) bits |= mods[i].bits, found = true;
+        if (!found) return false;
+        s += n + (s[n] == ',');
+    }
+    *out = bits;
+    return bits != 0;
+}
+
+/* True when path names an existing folder. */
+static bool is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* --train X: a module list unless X is an existing folder (then the data). */
+static void train_opt(ft_args *a, const char *x) {
+    unsigned bits;
+    if (parse_modules(x, &bits) && !is_dir(x)) a->modules = x;
+    else a->p.data_dir = x;
+}
+
 /* Options into the fine-tuning parameters; -1 after --help. */
 static int parse_args(int argc, char **argv, ft_args *a) {
     s2_finetune_default(&a->p);
@@ -101,7 +147,10 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         long v = 0;
         int rc = 0;
         if ((!strcmp(o, "-m") || !strcmp(o, "--model")) && i + 1 < argc) a->model = argv[++i];
-        else if ((!strcmp(o, "--data") || !strcmp(o, "--train")) && i + 1 < argc) a->p.data_dir = argv[++i];
+        else if (!strcmp(o, "--data") && i + 1 < argc) a->p.data_dir = argv[++i];
+        else if (!strcmp(o, "--train") && i + 1 < argc) train_opt(a, argv[++i]);
+        else if (!strcmp(o, "--modules") && i + 1 < argc) a->modules = argv[++i];
+        else if (!strcmp(o, "--lora-alpha")) rc = num_opt(argc, argv, &i, 1e-6, 1e6, &a->p.lora_alpha);
         else if (!strcmp(o, "--val") && i + 1 < argc) a->p.val_dir = argv[++i];
         else if (!strcmp(o, "--random") && i + 1 < argc) a->random = argv[++i];
         else if (!strcmp(o, "--report") && i + 1 < argc) a->report = argv[++i];
@@ -119,6 +168,7 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         else if (!strcmp(o, "--threads")) rc = int_opt(argc, argv, &i, 1, 4096, &a->threads);
         else if (!strcmp(o, "--seed")) { rc = int_opt(argc, argv, &i, 0, 2147483647L, &v); a->p.seed = (uint64_t)v; }
         else if (!strcmp(o, "--lr")) rc = num_opt(argc, argv, &i, 1e-12, 1.0, &a->p.lr);
+        else if (!strcmp(o, "--encoder-lr")) rc = num_opt(argc, argv, &i, 1e-12, 1.0, &a->p.lr_encoder);
         else if (!strcmp(o, "--val-split")) rc = num_opt(argc, argv, &i, 0.0, 0.99, &a->p.val_split);
         else if (!strcmp(o, "--weight-decay")) rc = num_opt(argc, argv, &i, 0.0, 10.0, &a->p.weight_decay);
         else if (!strcmp(o, "--prob-box")) rc = num_opt(argc, argv, &i, 0.0, 1.0, &a->p.prob_box);
@@ -134,9 +184,11 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         ft_usage(stderr);
         return cli_fail("finetune", "-m MODEL, --train DIR (or --data DIR) and -o OUT.safetensors are required");
     }
-    if (a->p.lora > 0)
-        return cli_fail("finetune", "--lora is not supported yet: the image encoder has no backward "
-                                    "pass, so only the prompt encoder and mask decoder can be trained");
+    if (a->modules && !parse_modules(a->modules, &a->p.modules))
+        return cli_fail("finetune", "--train / --modules '%s': expected a comma list of prompt_encoder, "
+                        "mask_decoder, image_encoder, all", a->modules);
+    if (a->p.lora_alpha > 0 && a->p.lora == 0)
+        return cli_fail("finetune", "--lora-alpha needs --lora R");
     a->ckpt = a->ckpt ? a->ckpt : derived_path(a->ckpt_buf, sizeof a->ckpt_buf, a->out, ".ckpt");
     a->plot = a->plot ? a->plot : derived_path(a->plot_buf, sizeof a->plot_buf, a->out, ".curves.png");
     if (!a->ckpt || !a->plot) return cli_fail("finetune", "output path too long: %s", a->out);
@@ -226,11 +278,14 @@ static int write_report(const ft_args *a, const ft_summary *s, const char *model
     s2_jw_key(&w, "curves"), s2_jw_str(&w, a->plot);
     s2_jw_key(&w, "resumed"), s2_jw_bool(&w, a->p.resume);
     s2_jw_key(&w, "lr"), s2_jw_num(&w, a->p.lr);
+    s2_jw_key(&w, "encoder_lr"), s2_jw_num(&w, a->p.lr_encoder > 0 ? a->p.lr_encoder : a->p.lr);
     s2_jw_key(&w, "batch"), s2_jw_int(&w, a->p.batch);
     s2_jw_key(&w, "seed"), s2_jw_int(&w, (int64_t)a->p.seed);
     s2_jw_key(&w, "corrections"), s2_jw_int(&w, a->p.n_correct);
     s2_jw_key(&w, "augment"), s2_jw_int(&w, a->p.augment);
-    s2_jw_key(&w, "lora"), s2_jw_int(&w, 0);
+    s2_jw_key(&w, "lora"), s2_jw_int(&w, a->p.lora);
+    s2_jw_key(&w, "lora_alpha"), s2_jw_num(&w, a->p.lora ? (a->p.lora_alpha > 0 ? a->p.lora_alpha : a->p.lora) : NAN);
+    s2_jw_key(&w, "train_modules"), s2_jw_str(&w, a->modules ? a->modules : "prompt_encoder,mask_decoder");
     const char *keys[4] = {"train_loss", "val_loss", "val_miou", "epoch_seconds"};
     for (int k = 0; k < 4; k++) {
         s2_jw_key(&w, keys[k]);
@@ -256,10 +311,12 @@ static void meta_info(char *info, size_t n, const ft_args *a, const ft_summary *
     double b = s->hist[0].val_miou, e = s->hist[s->n - 1].val_miou;
     snprintf(info, n,
              "{\"base_model\": \"%s\", \"epochs\": %d, \"lr\": %g, \"batch\": %d, \"seed\": %llu, "
-             "\"corrections\": %d, \"augment\": %d, \"val_loss\": %.6g, \"val_miou\": %.6g, "
+             "\"corrections\": %d, \"augment\": %d, \"train\": \"%s\", \"lora\": %d, "
+             "\"lora_alpha\": %g, \"lora_merged\": true, \"val_loss\": %.6g, \"val_miou\": %.6g, "
              "\"val_miou_before\": %.6g}",
              model_name, s->n - 1, a->p.lr, a->p.batch, (unsigned long long)a->p.seed,
-             a->p.n_correct, a->p.augment,
+             a->p.n_correct, a->p.augment, a->modules ? a->modules : "prompt_encoder,mask_decoder",
+             a->p.lora, a->p.lora ? (a->p.lora_alpha > 0 ? a->p.lora_alpha : a->p.lora) : 0.0,
              isnan(s->hist[s->n - 1].val_loss) ? -1.0 : s->hist[s->n - 1].val_loss,
              isnan(e) ? -1.0 : e, isnan(b) ? -1.0 : b);
 }

@@ -6,6 +6,7 @@
 #include "train/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Zeroed moments laid out like the trainable buffers. */
@@ -27,21 +28,37 @@ void s2_adamw_free(s2_adamw *o) {
     if (!o) return;
     s2_aligned_free(o->m);
     s2_aligned_free(o->v);
+    free(o->lr_scale);
     o->m = o->v = NULL;
+    o->lr_scale = NULL;
+}
+
+// ref: sam2.1 training YAML optim.options.lr (a scheduler per parameter group)
+int s2_adamw_set_lr_scale(s2_adamw *o, const s2_trainable *t, const char *prefix, double scale) {
+    if (!o->lr_scale) {
+        o->lr_scale = s2_malloc(sizeof(float) * (size_t)(t->n_train ? t->n_train : 1));
+        if (!o->lr_scale) return SAM2C_ERR_NOMEM;
+        for (int k = 0; k < t->n_train; k++) o->lr_scale[k] = 1.0f;
+    }
+    for (int k = 0; k < t->n_train; k++)
+        if (!strncmp(t->m->w[t->idx[k]].name, prefix, strlen(prefix))) o->lr_scale[k] = (float)scale;
+    return SAM2C_OK;
 }
 
 // ref: torch/optim/adamw.py _single_tensor_adamw (amsgrad False, maximize False)
 void s2_adamw_step(s2_adamw *o, s2_trainable *t, double lr) {
     o->step++;
     double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float bc2_sqrt = (float)sqrt(bc2);
     float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
     for (int k = 0; k < t->n_train; k++) {
+        double lr_k = o->lr_scale ? lr * o->lr_scale[k] : lr;
+        float step_size = (float)(lr_k / bc1);
         s2_weight *w = &t->m->w[t->idx[k]];
         float *p = w->t.data, *g = t->grad[t->idx[k]];
         float *m = o->m + t->off[k], *v = o->v + t->off[k];
         double wd = s2_train_no_decay(w->name) ? 0.0 : o->weight_decay;
-        float decay = (float)(1.0 - lr * wd);
+        float decay = (float)(1.0 - lr_k * wd);
         int64_t n = s2_tensor_numel(&w->t);
         for (int64_t i = 0; i < n; i++) {
             p[i] *= decay;

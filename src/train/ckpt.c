@@ -37,6 +37,9 @@ static char *state_json(const s2_ft_ckpt *ck) {
     s2_jw_key(&w, "seed"), s2_jw_str(&w, seed);
     s2_jw_key(&w, "n_train"), s2_jw_int(&w, ck->n_train);
     s2_jw_key(&w, "n_val"), s2_jw_int(&w, ck->n_val);
+    s2_jw_key(&w, "modules"), s2_jw_int(&w, ck->modules);
+    s2_jw_key(&w, "lora_rank"), s2_jw_int(&w, ck->lora_rank);
+    s2_jw_key(&w, "lora_alpha"), s2_jw_num(&w, ck->lora_alpha);
     s2_jw_key(&w, "history"), s2_jw_arr_begin(&w);
     for (int e = 0; e < ck->n_hist; e++) {
         double v[H_N];
@@ -134,10 +137,19 @@ static int parse_state(const char *path, const char *text, s2_ft_ckpt *ck) {
         !s2_json_int(j, "n_train", &ntr) || !s2_json_int(j, "n_val", &nva) || !rng || !seed ||
         !h || h->type != S2_JARR || epoch < 0 || epoch > 100000 || h->n != epoch + 1)
         rc = s2_err(SAM2C_ERR_FORMAT, "%s: malformed fine-tuning state in the metadata", path);
+    int64_t mods = S2_TRAIN_HEADS, rank = 0;
+    double alpha = 0.0;
+    s2_json_int(j, "modules", &mods); // absent in files of the heads-only trainer
+    s2_json_int(j, "lora_rank", &rank);
+    s2_json_num(j, "lora_alpha", &alpha);
+    if (rc == SAM2C_OK && (mods < 0 || mods > 0xffff || rank < 0 || rank > 4096))
+        rc = s2_err(SAM2C_ERR_FORMAT, "%s: malformed modules / LoRA rank in the metadata", path);
     if (rc == SAM2C_OK) {
         *ck = (s2_ft_ckpt){.epoch = (int)epoch, .step = step, .n_train = (int)ntr,
                            .n_val = (int)nva, .rng = strtoull(rng, NULL, 16),
-                           .seed = strtoull(seed, NULL, 10), .n_hist = (int)epoch + 1};
+                           .seed = strtoull(seed, NULL, 10), .n_hist = (int)epoch + 1,
+                           .modules = (unsigned)mods, .lora_rank = (int)rank,
+                           .lora_alpha = alpha};
         ck->hist = s2_calloc((size_t)ck->n_hist, sizeof *ck->hist);
         if (!ck->hist) rc = SAM2C_ERR_NOMEM;
     }
@@ -166,6 +178,11 @@ int s2_ft_ckpt_load(const char *path, s2_trainable *t, s2_adamw *o, s2_ft_ckpt *
     char *state = meta_str(f, CKPT_KEY), *adam = meta_str(f, "adamw_step");
     int rc = (!state || !adam) ? s2_err(SAM2C_ERR_FORMAT, "%s: not a sam2c fine-tuning checkpoint (no %s metadata)", path, CKPT_KEY)
                                : parse_state(path, state, ck);
+    if (rc == SAM2C_OK && (ck->modules != t->modules || ck->lora_rank != t->lora_rank ||
+                           (ck->lora_rank && ck->lora_alpha != t->lora_alpha)))
+        rc = s2_err(SAM2C_ERR_ARG, "%s: the checkpoint trains modules 0x%x with LoRA rank %d (alpha %g), "
+                    "not 0x%x with LoRA rank %d (alpha %g)", path, ck->modules, ck->lora_rank,
+                    ck->lora_alpha, t->modules, t->lora_rank, t->lora_alpha);
     for (int k = 0; rc == SAM2C_OK && k < t->n_train; k++) {
         s2_weight *w = &t->m->w[t->idx[k]];
         int64_t n = s2_tensor_numel(&w->t);

@@ -88,10 +88,11 @@ int s2_img_forward_train(s2_tctx *t, const float *fpn0, const float *fpn1, const
 void s2_img_backward(s2_tctx *t, const s2_img_tape *it) {
     int64_t HW = (int64_t)it->h * it->w;
     if (t->m->cfg.num_maskmem > 0) sum_planes(s2_grad(t->p, "no_mem_embed"), it->d_pix, it->C, HW);
+    if (it->d_fpn[2]) s2_ref_add(it->d_fpn[2], it->d_fpn[2], it->d_pix, it->C * HW); // pix = fpn2 + e
     for (int k = 0; k < 2 && it->s0; k++) {
         int side = (k == 0 ? 4 : 2) * it->h;
         s2_conv_k_eq_s_backward(t->c, it->fpn[k], s2_w(t->m, MD "conv_s%d.weight", k),
-                                k == 0 ? it->d_s0 : it->d_s1, NULL,
+                                k == 0 ? it->d_s0 : it->d_s1, it->d_fpn[k],
                                 s2_grad(t->p, MD "conv_s%d.weight", k),
                                 s2_grad(t->p, MD "conv_s%d.bias", k), 1, it->C, side, side,
                                 it->hr_c[k], 1);

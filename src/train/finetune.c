@@ -7,6 +7,7 @@
 #include "train/finetune.h"
 #include "train/step.h"
 #include "train/ckpt.h"
+#include "train/encoder_train.h"
 #include "io/tensorfile.h"
 #include "model/image_encoder.h"
 #include "predict/preprocess.h"
@@ -26,10 +27,12 @@ void s2_finetune_default(s2_finetune_params *p) {
     s2_aug_default(&p->aug);
 }
 
-/* Cached encoder output of one image variant and its masks at S x S. */
+/* Cached encoder output (frozen encoder) or image (trained encoder) of one image
+ * variant and its masks at S x S. */
 typedef struct cache_item {
-    float *feat;           /* the three neck levels, contiguous (owned) */
+    float *feat;           /* the three neck levels, contiguous (owned), or NULL */
     const float *fpn[3];   /* (C,4h,4w), (C,2h,2w), (C,h,w) into feat */
+    s2_image im;           /* the variant's pixels (owned) when the encoder trains */
     uint8_t *gt;           /* [K, S, S] (owned) */
     int K;
 } cache_item;
@@ -51,6 +54,8 @@ typedef struct ft_state {
     s2_trainable *tp;
     s2_adamw opt;
     s2_tctx t;
+    bool enc;                          /* the encoder trains: no feature cache */
+    s2_enc_tape *et;                   /* its activations of the current sample */
     uint64_t rng;
     s2_loss_cfg lc;
     size_t cache_bytes;
@@ -74,6 +79,7 @@ static int check_params(const sam2c_model *m, const s2_finetune_params *p) {
     if (!m || !p || !p->data_dir) return s2_err(SAM2C_ERR_ARG, "finetune: no model or data folder");
     if (p->epochs < 0 || p->epochs > 100000) return s2_err(SAM2C_ERR_ARG, "finetune: epochs %d not in [0, 100000]", p->epochs);
     if (!(p->lr > 0.0) || p->lr > 1.0) return s2_err(SAM2C_ERR_ARG, "finetune: learning rate %g not in (0, 1]", p->lr);
+    if (!(p->lr_encoder <= 1.0)) return s2_err(SAM2C_ERR_ARG, "finetune: encoder learning rate %g not <= 1", p->lr_encoder);
     if (p->batch < 1 || p->batch > 4096) return s2_err(SAM2C_ERR_ARG, "finetune: batch %d not in [1, 4096]", p->batch);
     if (!(p->val_split >= 0.0 && p->val_split < 1.0)) return s2_err(SAM2C_ERR_ARG, "finetune: val split %g not in [0, 1)", p->val_split);
     if (p->n_correct < 0 || p->n_correct > 64) return s2_err(SAM2C_ERR_ARG, "finetune: %d corrective clicks not in [0, 64]", p->n_correct);
@@ -82,9 +88,12 @@ static int check_params(const sam2c_model *m, const s2_finetune_params *p) {
     if (!(p->w_focal >= 0.0 && p->w_focal <= 1e4 && p->w_dice >= 0.0 && p->w_dice <= 1e4))
         return s2_err(SAM2C_ERR_ARG, "finetune: loss weights %g, %g not in [0, 1e4]", p->w_focal, p->w_dice);
     if (p->lora < 0 || p->lora > 4096) return s2_err(SAM2C_ERR_ARG, "finetune: LoRA rank %d not in [0, 4096]", p->lora);
-    if (p->lora > 0)
-        return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: LoRA adapters on the image encoder are not supported yet "
-                      "(the encoder has no backward pass; only the prompt encoder and mask decoder train)");
+    if (!(p->lora_alpha <= 1e6)) return s2_err(SAM2C_ERR_ARG, "finetune: LoRA alpha %g not <= 1e6", p->lora_alpha);
+    if (p->modules & ~(unsigned)(S2_TRAIN_HEADS | S2_TRAIN_IMAGE_ENCODER | S2_TRAIN_MEMORY))
+        return s2_err(SAM2C_ERR_ARG, "finetune: unknown module flags 0x%x", p->modules);
+    if (p->modules & S2_TRAIN_MEMORY)
+        return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: the memory modules train on video clips, "
+                      "not on images (train prompt_encoder, mask_decoder, image_encoder or LoRA)");
     if (p->resume && !p->ckpt_path) return s2_err(SAM2C_ERR_ARG, "finetune: resume needs a checkpoint path");
     if (!m->cfg.use_high_res_features_in_sam)
         return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: models without high-res features are not supported");
@@ -100,6 +109,21 @@ static void shuffle(int *a, int n, uint64_t *rng) {
 }
 
 /* ============================ feature cache ============================ */
+
+/* Keeps one image variant (u8 RGB, ownership taken) + masks [K, h, w] for a trained
+ * encoder. */
+static int keep_variant(ft_state *st, s2_image *img, const uint8_t *masks, int K,
+                        cache_item *out) {
+    int S = st->base->cfg.image_size;
+    out->gt = s2_malloc((size_t)K * S * S);
+    if (!out->gt) return SAM2C_ERR_NOMEM;
+    s2_masks_resize_nearest(out->gt, S, S, masks, img->h, img->w, K);
+    out->im = *img;
+    *img = (s2_image){0};
+    out->K = K;
+    st->cache_bytes += (size_t)out->im.w * out->im.h * 3 + (size_t)K * S * S;
+    return SAM2C_OK;
+}
 
 /* Encodes one image variant (u8 RGB + masks [K, h, w]) into a cache item. */
 static int encode_variant(ft_state *st, const s2_image *img, const uint8_t *masks, int K,
@@ -142,13 +166,21 @@ static int cache_image(ft_state *st, int j) {
     S2_CHECK(s2_dataset_image(&st->ds, st->order[j], &img));
     int rc = SAM2C_OK;
     for (int v = 0; rc == SAM2C_OK && v < nv; v++) {
-        if (v == 0) {
+        if (v == 0 && st->enc) {
+            s2_image cp = {img.w, img.h, s2_malloc((size_t)img.w * img.h * 3)};
+            rc = cp.px ? SAM2C_OK : SAM2C_ERR_NOMEM;
+            if (rc == SAM2C_OK) memcpy(cp.px, img.px, (size_t)img.w * img.h * 3);
+            if (rc == SAM2C_OK) rc = keep_variant(st, &cp, e->masks, e->n_obj, &ci->v[0]);
+            s2_image_free(&cp);
+        } else if (v == 0) {
             rc = encode_variant(st, &img, e->masks, e->n_obj, &ci->v[0]);
         } else {
-            s2_image ai;
+            s2_image ai = {0};
             uint8_t *am = NULL;
             rc = s2_augment(&img, e->masks, e->n_obj, &st->p->aug, &st->rng, &ai, &am);
-            if (rc == SAM2C_OK) rc = encode_variant(st, &ai, am, e->n_obj, &ci->v[v]);
+            if (rc == SAM2C_OK)
+                rc = st->enc ? keep_variant(st, &ai, am, e->n_obj, &ci->v[v])
+                             : encode_variant(st, &ai, am, e->n_obj, &ci->v[v]);
             s2_image_free(&ai);
             free(am);
         }
@@ -163,18 +195,42 @@ static int build_cache(ft_state *st) {
     const s2_config *cfg = &st->base->cfg;
     size_t nbb = s2_backbone_out_floats(cfg);
     if (!nbb) return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: encoder layout not supported");
-    st->bb_buf = s2_aligned_alloc(sizeof(float) * nbb);
+    st->bb_buf = st->enc ? NULL : s2_aligned_alloc(sizeof(float) * nbb); // frozen encoder only
     st->img_buf = s2_aligned_alloc(sizeof(float) * 3 * (size_t)cfg->image_size * cfg->image_size);
     st->cache = s2_calloc((size_t)(st->n_train + st->n_val), sizeof *st->cache);
-    if (!st->bb_buf || !st->img_buf || !st->cache) return SAM2C_ERR_NOMEM;
+    if ((!st->enc && !st->bb_buf) || !st->img_buf || !st->cache) return SAM2C_ERR_NOMEM;
     for (int j = 0; j < st->n_train + st->n_val; j++) {
-        logf_(st, "encoding image %d/%d (%s)", j + 1, st->n_train + st->n_val,
-              st->ds.im[st->order[j]].path);
+        logf_(st, "%s image %d/%d (%s)", st->enc ? "loading" : "encoding", j + 1,
+              st->n_train + st->n_val, st->ds.im[st->order[j]].path);
         S2_CHECK(cache_image(st, j));
     }
-    logf_(st, "feature cache: %d train images x %d variants, %d val images, %.1f MB",
+    logf_(st, "%s: %d train images x %d variants, %d val images, %.1f MB",
+          st->enc ? "image cache (the encoder trains: encoded per sample)" : "feature cache",
           st->n_train, 1 + st->p->augment, st->n_val, (double)st->cache_bytes / 1048576.0);
     return SAM2C_OK;
+}
+
+/* The neck levels of a variant: cached, or the trained encoder's forward on the tape
+ * (activations kept in st->et for the backward). */
+static int variant_feats(ft_state *st, const cache_item *it, const float *fpn[3]) {
+    if (!st->enc) {
+        for (int k = 0; k < 3; k++) fpn[k] = it->fpn[k];
+        return SAM2C_OK;
+    }
+    S2_CHECK(s2_preprocess_image(st->img_buf, it->im.px, it->im.w, it->im.h, st->base->cfg.image_size));
+    S2_CHECK(s2_encoder_forward_train(&st->t, st->img_buf, st->et));
+    for (int k = 0; k < 3; k++) fpn[k] = st->et->out[k];
+    return SAM2C_OK;
+}
+
+/* Zeroed tape buffers for the gradients of the three neck levels. */
+static void feat_grads(ft_state *st, float *d[3]) {
+    const s2_hiera_geom *g = &st->et->g;
+    for (int k = 0; k < 3; k++) {
+        int64_t n = (int64_t)st->et->D * g->lh[k] * g->lw[k];
+        d[k] = s2_tape_f32(&st->t, n);
+        memset(d[k], 0, sizeof(float) * (size_t)n);
+    }
 }
 
 /* ============================ training ============================ */
@@ -216,12 +272,17 @@ static int train_image(ft_state *st, const cache_img *ci, double num_objects, ep
     float xy[64 * 4];
     int32_t lab[64 * 2];
     int N0 = random_prompt(st, gt, B, S, xy, lab);
-    s2_sample_in in = {.fpn = {it->fpn[0], it->fpn[1], it->fpn[2]}, .B = B, .gt = gt, .N0 = N0,
+    const float *fpn[3];
+    int rc = variant_feats(st, it, fpn);
+    s2_sample_in in = {.fpn = {fpn[0], fpn[1], fpn[2]}, .B = B, .gt = gt, .N0 = N0,
                        .coords = xy, .labels = lab, .n_correct = st->p->n_correct,
                        .prob_from_gt = st->p->prob_from_gt, .rng = &st->rng,
                        .num_objects = num_objects};
+    if (rc == SAM2C_OK && st->enc) feat_grads(st, in.d_fpn);
     s2_sample_out out;
-    int rc = s2_train_sample(&st->t, &st->lc, &in, true, &out);
+    if (rc == SAM2C_OK) rc = s2_train_sample(&st->t, &st->lc, &in, true, &out);
+    if (rc == SAM2C_OK && st->enc)
+        s2_encoder_backward(&st->t, st->et, (const float *const[4]){in.d_fpn[0], in.d_fpn[1], in.d_fpn[2], NULL});
     s2_arena_reset(&st->tape);
     if (rc < 0) return rc;
     acc->loss += out.loss.core;
@@ -259,6 +320,13 @@ static int validate(ft_state *st, double *loss, double *miou) {
     double ls = 0.0, is = 0.0;
     for (int j = st->n_train; j < st->n_train + st->n_val; j++) {
         const cache_item *it = &st->cache[j].v[0];
+        const float *fpn[3];
+        int rc = variant_feats(st, it, fpn);
+        if (rc < 0) {
+            s2_arena_reset(&st->tape);
+            return rc;
+        }
+        s2_arena_mark mark = s2_arena_get_mark(&st->tape);
         for (int o0 = 0; o0 < it->K; o0 += CH) {
             int B = it->K - o0 < CH ? it->K - o0 : CH;
             float xy[128];
@@ -266,15 +334,17 @@ static int validate(ft_state *st, double *loss, double *miou) {
             for (int b = 0; b < B; b++)
                 S2_CHECK(s2_sample_point_center(it->gt + (int64_t)(o0 + b) * SS, NULL, S, S,
                                                 xy + 2 * b, lab + b));
-            s2_sample_in in = {.fpn = {it->fpn[0], it->fpn[1], it->fpn[2]}, .B = B,
+            s2_sample_in in = {.fpn = {fpn[0], fpn[1], fpn[2]}, .B = B,
                                .gt = it->gt + (int64_t)o0 * SS, .N0 = 1, .coords = xy,
                                .labels = lab, .num_objects = B};
             s2_sample_out out;
-            int rc = s2_train_sample(&st->t, &st->lc, &in, false, &out);
-            s2_arena_reset(&st->tape);
-            if (rc < 0) return rc;
+            rc = s2_train_sample(&st->t, &st->lc, &in, false, &out);
+            s2_arena_release(&st->tape, mark);
+            if (rc < 0) break;
             ls += out.loss.core * B, is += out.iou_first * B, n_obj += B;
         }
+        s2_arena_reset(&st->tape);
+        if (rc < 0) return rc;
     }
     *loss = n_obj ? ls / (double)n_obj : NAN;
     *miou = n_obj ? is / (double)n_obj : NAN;
@@ -354,17 +424,44 @@ static int load_split(ft_state *st) {
     return SAM2C_OK;
 }
 
-/* Dataset, split, cache, trainable copy, optimizer. */
+/* Checks that the kept neck levels are the 4h, 2h, h maps the decoder reads. */
+static int check_levels(const s2_config *cfg) {
+    s2_hiera_geom g;
+    S2_CHECK(s2_hiera_geom_init(cfg, &g));
+    int h = s2_cfg_feat_side(cfg);
+    if (g.n_stages - cfg->scalp < 3 || g.lh[2] != h || g.lh[1] != 2 * h || g.lh[0] != 4 * h)
+        return s2_err(SAM2C_ERR_UNSUPPORTED, "finetune: neck levels do not match the decoder");
+    return SAM2C_OK;
+}
+
+/* The trainable set: dense modules (default heads) and LoRA adapters. */
+static int make_trainable(ft_state *st) {
+    unsigned mods = st->p->modules ? st->p->modules : (unsigned)S2_TRAIN_HEADS;
+    S2_CHECK(s2_trainable_create_lora(st->base, mods, st->p->lora, st->p->lora_alpha,
+                                      st->p->seed, &st->tp));
+    st->enc = s2_trainable_has_encoder(st->tp);
+    if (st->enc && !(st->et = s2_calloc(1, sizeof *st->et))) return SAM2C_ERR_NOMEM;
+    if (st->enc)
+        logf_(st, "training %d tensors (%lld values)%s; the image encoder runs forward + backward per sample",
+              st->tp->n_train, (long long)st->tp->n_flat,
+              st->tp->n_lora ? " incl. LoRA adapters" : "");
+    return SAM2C_OK;
+}
+
+/* Dataset, split, trainable copy, cache, optimizer. */
 static int setup(ft_state *st) {
+    S2_CHECK(check_levels(&st->base->cfg));
     S2_CHECK(load_split(st));
     st->hist = s2_calloc((size_t)st->p->epochs + 1, sizeof *st->hist);
     if (!st->hist) return SAM2C_ERR_NOMEM;
     S2_CHECK(s2_arena_init(&st->scratch, (size_t)1 << 24));
     S2_CHECK(s2_arena_init(&st->tape, (size_t)1 << 24));
     st->c = (s2_ctx){.be = NULL, .scratch = &st->scratch};
+    S2_CHECK(make_trainable(st));
     S2_CHECK(build_cache(st));
-    S2_CHECK(s2_trainable_create(st->base, &st->tp));
     S2_CHECK(s2_adamw_init(&st->opt, st->tp, st->p->weight_decay));
+    if (st->enc && st->p->lr_encoder > 0.0)
+        S2_CHECK(s2_adamw_set_lr_scale(&st->opt, st->tp, "image_encoder.", st->p->lr_encoder / st->p->lr));
     st->t = (s2_tctx){.c = &st->c, .tape = {.scratch = &st->tape}, .m = st->tp->m, .p = st->tp};
     s2_loss_cfg_default(&st->lc);
     st->lc.pred_obj_scores = st->base->cfg.pred_obj_scores;
@@ -378,6 +475,7 @@ static void teardown(ft_state *st) {
         for (int v = 0; v < st->cache[j].n_var; v++) {
             s2_aligned_free(st->cache[j].v[v].feat);
             free(st->cache[j].v[v].gt);
+            s2_image_free(&st->cache[j].v[v].im);
         }
         free(st->cache[j].v);
     }
@@ -390,13 +488,15 @@ static void teardown(ft_state *st) {
     s2_arena_free(&st->tape);
     s2_dataset_free(&st->ds);
     free(st->hist);
+    free(st->et);
 }
 
 /* Writes the checkpoint of epoch e (weights, moments, step, RNG, history). */
 static int save_ckpt(ft_state *st, int e, int64_t step) {
     s2_ft_ckpt ck = {.epoch = e, .step = step, .rng = st->rng, .seed = st->p->seed,
                      .n_train = st->n_train, .n_val = st->n_val, .n_hist = e + 1,
-                     .hist = st->hist};
+                     .hist = st->hist, .modules = st->tp->modules,
+                     .lora_rank = st->tp->lora_rank, .lora_alpha = st->tp->lora_alpha};
     return s2_ft_ckpt_save(st->p->ckpt_path, st->tp, &st->opt, &ck);
 }
 
@@ -433,7 +533,8 @@ static int resume(ft_state *st, int *e0, int64_t *step) {
 int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable **out) {
     *out = NULL;
     S2_CHECK(check_params(m, p));
-    ft_state st = {.base = m, .p = p, .rng = p->seed * 0x9e3779b97f4a7c15ull + 0x5851f42d4c957f2dull};
+    uint64_t mix = p->seed ^ 0x5851f42d4c957f2dull; // hashed: seeds s and s + 1 must not
+    ft_state st = {.base = m, .p = p, .rng = s2_rng_next(&mix)}; // share one shifted stream
     int rc = setup(&st), e0 = 0;
     int64_t step = 0, total = (int64_t)p->epochs * ((st.n_train + p->batch - 1) / p->batch);
     if (rc == SAM2C_OK && p->resume) {
@@ -449,6 +550,7 @@ int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable 
         if (rc == SAM2C_OK && p->ckpt_path) rc = save_ckpt(&st, e, step);
         if (rc == SAM2C_OK && p->progress) p->progress(p->user, &st.hist[e]);
     }
+    if (rc == SAM2C_OK) rc = s2_lora_merge(st.tp);
     if (rc == SAM2C_OK) *out = st.tp, st.tp = NULL;
     s2_trainable_free(st.tp);
     teardown(&st);
@@ -459,18 +561,31 @@ int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable 
 int s2_trainable_save(const s2_trainable *t, const char *path, const char *const *meta_kv,
                       int n_meta) {
     const sam2c_model *m = t->m;
-    s2_st_item *items = s2_calloc((size_t)m->n_w, sizeof *items);
+    int n = t->n_base_w ? t->n_base_w : m->n_w;
+    int64_t nm = 0; // floats of the merged copies of adapted weights
+    for (int i = 0; i < t->n_lora && !t->lora_merged; i++)
+        nm += (s2_tensor_numel(&m->w[t->lora[i].target].t) + 15) & ~(int64_t)15;
+    s2_st_item *items = s2_calloc((size_t)n, sizeof *items);
     const char **meta = s2_calloc((size_t)(2 * n_meta + 6), sizeof *meta);
     char *cfg = s2_config_to_json(&m->cfg);
-    int rc = (!items || !meta || !cfg) ? s2_err(SAM2C_ERR_NOMEM, "%s: out of memory", path) : SAM2C_OK;
-    for (int i = 0; rc == SAM2C_OK && i < m->n_w; i++)
+    float *mbuf = nm ? s2_aligned_alloc(sizeof(float) * (size_t)nm) : NULL;
+    int rc = (!items || !meta || !cfg || (nm && !mbuf)) ? s2_err(SAM2C_ERR_NOMEM, "%s: out of memory", path) : SAM2C_OK;
+    int64_t off = 0;
+    for (int i = 0; rc == SAM2C_OK && i < n; i++) {
         items[i] = (s2_st_item){.name = m->w[i].name, .t = m->w[i].t};
+        const float *d = s2_lora_merged_data(t, i, mbuf ? mbuf + off : NULL);
+        if (d != m->w[i].t.data) {
+            items[i].t.data = (void *)d;
+            off += (s2_tensor_numel(&m->w[i].t) + 15) & ~(int64_t)15;
+        }
+    }
     if (rc == SAM2C_OK) {
         const char *base[6] = {"sam2c_config", cfg, "format", "pt", "source", "sam2c finetune"};
         memcpy(meta, base, sizeof base);
         for (int i = 0; i < 2 * n_meta; i++) meta[6 + i] = meta_kv[i];
-        rc = s2_safetensors_write(path, items, m->n_w, meta, 3 + n_meta);
+        rc = s2_safetensors_write(path, items, n, meta, 3 + n_meta);
     }
+    s2_aligned_free(mbuf);
     free(items);
     free(meta);
     free(cfg);

@@ -1,6 +1,8 @@
-/* `sam2c finetune`: few-shot fine-tuning of the SAM heads on a folder of images with
- * masks, the image encoder frozen (its features computed once per image and augmented
- * copy, then cached), prompts simulated as the official training does (a click or a
+/* `sam2c finetune`: few-shot fine-tuning of SAM 2 on a folder of images with masks:
+ * by default the prompt encoder and mask decoder on a frozen image encoder (its
+ * features computed once per image and augmented copy, then cached); optionally LoRA
+ * adapters on the encoder's attention or the whole encoder (then the encoder runs
+ * forward and backward on every sample instead of the cache); prompts simulated as the official training does (a click or a
  * noisy box, then corrective clicks), the official loss, AdamW with the YAML's
  * parameter groups, gradient clipping and a cosine schedule. */
 #ifndef S2_TRAIN_FINETUNE_H
@@ -30,10 +32,16 @@ typedef struct s2_finetune_params {
     const char *ckpt_path;       /* written after every epoch: trained weights, AdamW
                                   * moments, step, RNG and history (NULL: none) */
     bool resume;                 /* continue after the last epoch saved in ckpt_path */
-    int lora;                    /* LoRA rank on the encoder's attention (0; > 0 is
-                                  * not supported yet: SAM2C_ERR_UNSUPPORTED) */
+    unsigned modules;            /* S2_TRAIN_* trained densely (0: S2_TRAIN_HEADS);
+                                  * S2_TRAIN_MEMORY needs video: SAM2C_ERR_UNSUPPORTED */
+    int lora;                    /* rank of LoRA adapters on every Hiera block's
+                                  * attn.qkv / attn.proj (0: none); the encoder's own
+                                  * weights then stay frozen */
+    double lora_alpha;           /* LoRA scale alpha / rank (<= 0: alpha = rank) */
     int epochs;                  /* 10 (0: validation of the starting weights only) */
     double lr;                   /* start of the cosine schedule (1e-4) */
+    double lr_encoder;           /* the image encoder's (LoRA adapters included) when it
+                                  * trains (<= 0: lr); same schedule, scaled */
     double lr_end;               /* end (< 0: lr / 10, as the YAML) */
     double weight_decay;         /* 0.1 (YAML) */
     double clip;                 /* gradient clipping max norm (0.1, YAML); <= 0 none */
@@ -57,14 +65,17 @@ typedef struct s2_finetune_params {
 void s2_finetune_default(s2_finetune_params *p);
 
 /* Runs the fine-tuning of model m (read-only) and returns the trained parameter set
- * (its ->m is a complete model: trained heads, the rest borrowed from m). Caller frees
+ * (its ->m is a complete model: trained weights, LoRA adapters merged, the rest
+ * borrowed from m). Caller frees
  * with s2_trainable_free before freeing m. With resume, the epochs already in the
  * checkpoint are reported through progress (restored = true) and training continues
  * exactly as an uninterrupted run would (same seed and data required). */
 int s2_finetune(const sam2c_model *m, const s2_finetune_params *p, s2_trainable **out);
 
-/* Writes every weight of t->m (f32) to a safetensors file with the configuration in
- * the metadata ("sam2c_config", as `sam2c convert`), plus meta_kv pairs. */
+/* Writes every weight of the model t->m stands for (f32; LoRA adapters merged into
+ * their weights, never written themselves) to a safetensors file with the
+ * configuration in the metadata ("sam2c_config", as `sam2c convert`), plus meta_kv
+ * pairs. */
 int s2_trainable_save(const s2_trainable *t, const char *path, const char *const *meta_kv,
                       int n_meta);
 

@@ -79,6 +79,8 @@ typedef struct s2_img_tape {
     float *kpe;            /* (HW,C) dense PE, token-major */
     float *pe;             /* (C,h,w) dense PE */
     float *d_pix, *d_s0, *d_s1; /* gradient accumulators, zeroed by the forward */
+    float *d_fpn[3];       /* optional (set after the forward): s2_img_backward adds the
+                            * gradients of fpn[0..2] here (the encoder's backward input) */
 } s2_img_tape;
 
 /* ref: SAM2Base.forward_image (conv_s0 / conv_s1) + _prepare_memory_conditioned_features
@@ -86,7 +88,8 @@ typedef struct s2_img_tape {
  * when the model has no high-res features. */
 int s2_img_forward_train(s2_tctx *t, const float *fpn0, const float *fpn1, const float *fpn2,
                          s2_img_tape *it);
-/* d_pix / d_s0 / d_s1 -> gradients of no_mem_embed, conv_s0, conv_s1. */
+/* d_pix / d_s0 / d_s1 -> gradients of no_mem_embed, conv_s0, conv_s1 and, when set,
+ * d_fpn[k] += the gradients of the neck levels. */
 void s2_img_backward(s2_tctx *t, const s2_img_tape *it);
 
 /* ---- prompt encoder + mask decoder ---- */

@@ -128,6 +128,7 @@ int s2_train_sample(s2_tctx *t, const s2_loss_cfg *lc, const s2_sample_in *in, b
     int S = t->m->cfg.image_size, B = in->B, K = in->n_correct;
     s2_img_tape *it = (s2_img_tape *)s2_tape_f32(t, (int64_t)(sizeof *it / 4 + 1));
     S2_CHECK(s2_img_forward_train(t, in->fpn[0], in->fpn[1], in->fpn[2], it));
+    for (int k = 0; k < 3; k++) it->d_fpn[k] = in->d_fpn[k];
     pass_state st;
     st.ht = (s2_heads_tape *)s2_tape_f32(t, (int64_t)(sizeof(s2_heads_tape) * (size_t)(K + 1) / 4 + 1));
     st.d_low = (float **)s2_tape_f32(t, 6 * (int64_t)(K + 1));

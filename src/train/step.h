@@ -46,6 +46,7 @@ typedef struct s2_sample_in {
     uint64_t *rng;           /* for corrections (may be NULL when n_correct = 0) */
     double num_objects;      /* loss normalisation: objects in the whole batch */
     const s2_loss_detail *det0; /* optional per-mask loss values of the first pass */
+    float *d_fpn[3];         /* optional: gradients of fpn[0..2] added here (backward) */
 } s2_sample_in;
 
 typedef struct s2_sample_out {

@@ -1,7 +1,8 @@
-/* Few-shot fine-tuning of the SAM heads (prompt encoder + mask decoder, conv_s0 /
- * conv_s1, no_mem_embed) on frozen image-encoder features, as the official training
- * code (training/model/sam2.py SAM2Train, training/loss_fns.py, training/optimizer.py)
- * trains them. Private to the library and the CLI.
+/* Few-shot fine-tuning of SAM 2: the heads (prompt encoder + mask decoder, conv_s0 /
+ * conv_s1, no_mem_embed) on frozen image-encoder features, optionally the image encoder
+ * itself (dense, or through LoRA adapters, see encoder_train.h), as the official
+ * training code (training/model/sam2.py SAM2Train, training/loss_fns.py,
+ * training/optimizer.py) trains them. Private to the library and the CLI.
  *
  * Dimension letters (as model/sam_heads.h): B objects (prompts) of one image, N points
  * per object, Ns = N + 1 sparse tokens (padding point), C = d_model, h x w image-embedding
@@ -32,9 +33,15 @@ enum {
     S2_TRAIN_HEADS = S2_TRAIN_PROMPT_ENCODER | S2_TRAIN_MASK_DECODER,
 };
 
+/* One LoRA adapter: W [out, in] gets + scale B A with A [R, in], B [out, R]. */
+typedef struct s2_lora {
+    int target;             /* slot of W in m->w (a frozen base weight) */
+    int a, b;               /* slots of lora_A / lora_B (trainable, after the base's) */
+} s2_lora;
+
 typedef struct s2_trainable {
     const sam2c_model *base;
-    unsigned modules;       /* S2_TRAIN_* flags */
+    unsigned modules;       /* S2_TRAIN_* flags (dense training) */
     sam2c_model *m;         /* the clone: forward code reads its weights from here */
     int n_train;            /* trainable tensors */
     int *idx;               /* [n_train] indices into m->w */
@@ -42,10 +49,33 @@ typedef struct s2_trainable {
     int64_t n_flat;         /* floats in each flat buffer (tensors padded to 16) */
     float **grad;           /* [m->n_w] gradient of each weight, NULL when frozen */
     float *grad_flat;       /* [n_flat] every gradient */
+    /* frozen heads tensors get a write-only sink so the heads' backward can run when
+     * only other modules train (never read, never stepped) */
+    float *sink;
+    int64_t n_sink;
+    /* LoRA (s2_trainable_create_lora): adapters appended to m->w after the base's
+     * n_base_w weights, named "<target without .weight>.lora_A.weight" / "lora_B" */
+    int n_base_w;           /* weights of the base model (what a saved model holds) */
+    int lora_rank;          /* R (0: no adapters) */
+    double lora_alpha;      /* scale = alpha / R */
+    float lora_scale;
+    int n_lora;
+    s2_lora *lora;          /* [n_lora] */
+    bool lora_merged;       /* adapters folded into private copies of their targets */
+    float *lora_buf;        /* those copies (owned) */
 } s2_trainable;
 
 int s2_trainable_create(const sam2c_model *base, s2_trainable **out); /* S2_TRAIN_HEADS */
 int s2_trainable_create_sel(const sam2c_model *base, unsigned modules, s2_trainable **out);
+/* As s2_trainable_create_sel plus rank-R LoRA adapters (alpha <= 0: alpha = R) on every
+ * Hiera block's attn.qkv and attn.proj, A kaiming-uniform from seed, B zero; the image
+ * encoder's own weights stay frozen (S2_TRAIN_IMAGE_ENCODER is ignored with R > 0). */
+int s2_trainable_create_lora(const sam2c_model *base, unsigned modules, int rank,
+                             double alpha, uint64_t seed, s2_trainable **out);
+/* Gradient buffer of the named weight, or NULL when it is frozen or absent. */
+float *s2_grad_opt(const s2_trainable *t, const char *fmt, ...) S2_PRINTF(2, 3);
+/* Slot of the named weight in m->w, or -1. */
+int s2_weight_slot(const sam2c_model *m, const char *fmt, ...) S2_PRINTF(2, 3);
 void s2_trainable_free(s2_trainable *t);
 void s2_trainable_zero_grad(s2_trainable *t);
 /* Gradient buffer of the named weight (printf-style). Unknown or frozen names are a
@@ -78,12 +108,17 @@ typedef struct s2_adamw {
     double beta1, beta2, eps, weight_decay;
     int64_t step;
     float *m, *v;           /* [n_flat] first / second moments */
+    float *lr_scale;        /* [n_train] learning-rate multipliers, NULL = all 1 */
 } s2_adamw;
 
 /* Defaults: betas (0.9, 0.999), eps 1e-8 (torch), weight decay as given (YAML: 0.1). */
 int s2_adamw_init(s2_adamw *o, const s2_trainable *t, double weight_decay);
 void s2_adamw_free(s2_adamw *o);
-/* One AdamW step at learning rate lr on every trainable tensor (f32 master weights). */
+/* Learning rate x scale for the trainable tensors whose names start with prefix (a
+ * parameter group, as the YAML's separate vision-encoder learning rate). */
+int s2_adamw_set_lr_scale(s2_adamw *o, const s2_trainable *t, const char *prefix, double scale);
+/* One AdamW step at learning rate lr (x the tensor's scale) on every trainable tensor
+ * (f32 master weights). */
 void s2_adamw_step(s2_adamw *o, s2_trainable *t, double lr);
 /* ref: torch.nn.utils.clip_grad_norm_ (norm 2): scales every gradient by
  * min(1, max_norm / (total + 1e-6)); returns the total norm before clipping. */
