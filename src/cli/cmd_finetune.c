@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "model/model.h"
 #include "train/finetune.h"
+#include "train/video_train.h"
 #include "train/curves.h"
 #include "io/json.h"
 
@@ -25,6 +26,7 @@ static void ft_usage(FILE *f) {
             "usage: sam2c finetune -m MODEL --train DIR --val DIR -o OUT.safetensors [--epochs N]\n"
             "                      [--lora R] [--train MODULES] [--resume] [--report FILE.json]\n"
             "   or: sam2c finetune -m MODEL --data DIR [--val-split F] -o OUT.safetensors ...\n"
+            "   or: sam2c finetune -m MODEL --video --train CLIPS --val CLIPS -o OUT [--frames N]\n"
             "options: [--lr X] [--encoder-lr X] [--lora-alpha A] [--batch N] [--seed S]\n"
             "         [--corrections N] [--augment N]\n"
             "         [--max-objects N] [--weight-decay X] [--clip X] [--config FILE]\n"
@@ -41,6 +43,12 @@ static void ft_usage(FILE *f) {
             "the curves PNG (default OUT.curves.png). --report writes val_miou_before,\n"
             "val_miou_after, epochs, seconds and the per-epoch history as JSON.\n"
             "--epochs 0 only measures the validation mIoU of MODEL.\n"
+            "--video: memory training (memory encoder, memory attention, object pointers and\n"
+            "the heads; image encoder frozen, its features cached per frame) on clips laid out\n"
+            "as CLIPS/<clip>/JPEGImages/<n>.jpg + CLIPS/<clip>/Annotations/<obj>/<n>.png, as the\n"
+            "official training runs it: prompts on the first frame(s), corrections, then\n"
+            "tracking with backward through time; --frames N frames per sample (8, YAML).\n"
+            "Validation: one centre click on frame 0, mean IoU of the tracked frames.\n"
             "--train MODULES (or --modules MODULES): comma list of prompt_encoder, mask_decoder,\n"
             "image_encoder (trunk + neck), all (= the three); default prompt_encoder,mask_decoder\n"
             "(mask_decoder includes conv_s0/conv_s1 and no_mem_embed). A --train value that is\n"
@@ -72,6 +80,8 @@ static bool parse_double(const char *s, double *out) {
 typedef struct ft_args {
     const char *model, *config, *out, *report, *plot, *ckpt, *random, *modules;
     long threads;
+    bool video;        /* --video: memory training on clips (video_train.h) */
+    long frames;       /* --frames N: frames per clip sample (video) */
     s2_finetune_params p;
     char ckpt_buf[1024], plot_buf[1024];
 } ft_args;
@@ -157,6 +167,8 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         else if (!strcmp(o, "--plot") && i + 1 < argc) a->plot = argv[++i];
         else if (!strcmp(o, "--checkpoint") && i + 1 < argc) a->ckpt = argv[++i];
         else if (!strcmp(o, "--resume")) a->p.resume = true;
+        else if (!strcmp(o, "--video")) a->video = true;
+        else if (!strcmp(o, "--frames")) rc = int_opt(argc, argv, &i, 2, 64, &a->frames);
         else if (!strcmp(o, "--lora")) { rc = int_opt(argc, argv, &i, 1, 4096, &v); a->p.lora = (int)v; }
         else if ((!strcmp(o, "-o") || !strcmp(o, "--out")) && i + 1 < argc) a->out = argv[++i];
         else if (!strcmp(o, "--config") && i + 1 < argc) a->config = argv[++i];
@@ -184,6 +196,10 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         ft_usage(stderr);
         return cli_fail("finetune", "-m MODEL, --train DIR (or --data DIR) and -o OUT.safetensors are required");
     }
+    if (a->video && (a->modules || a->p.lora))
+        return cli_fail("finetune", "--video trains the memory modules and the SAM heads; "
+                        "--train MODULES / --lora apply to image fine-tuning");
+    if (a->frames && !a->video) return cli_fail("finetune", "--frames needs --video");
     if (a->modules && !parse_modules(a->modules, &a->p.modules))
         return cli_fail("finetune", "--train / --modules '%s': expected a comma list of prompt_encoder, "
                         "mask_decoder, image_encoder, all", a->modules);
@@ -321,6 +337,23 @@ static void meta_info(char *info, size_t n, const ft_args *a, const ft_summary *
              isnan(e) ? -1.0 : e, isnan(b) ? -1.0 : b);
 }
 
+/* --video: the same options mapped onto the clip trainer (memory encoder, memory
+ * attention, object pointers and the heads; image encoder frozen). */
+static int run_video(const ft_args *a, const sam2c_model *m, ft_summary *sum, s2_trainable **t) {
+    s2_video_finetune_params vp;
+    s2_video_finetune_default(&vp);
+    const s2_finetune_params *p = &a->p;
+    vp.data_dir = p->data_dir, vp.val_dir = p->val_dir, vp.ckpt_path = p->ckpt_path;
+    vp.resume = p->resume, vp.epochs = p->epochs, vp.lr = p->lr, vp.lr_end = p->lr_end;
+    vp.weight_decay = p->weight_decay, vp.clip = p->clip, vp.batch = p->batch;
+    vp.val_split = p->val_split, vp.seed = p->seed, vp.n_correct = p->n_correct;
+    vp.max_objects = p->max_objects, vp.prob_box = p->prob_box;
+    vp.prob_from_gt = p->prob_from_gt, vp.w_focal = p->w_focal, vp.w_dice = p->w_dice;
+    if (a->frames) vp.num_frames = (int)a->frames;
+    vp.progress = on_progress_keep, vp.log = on_log, vp.user = sum;
+    return s2_video_finetune(m, &vp, t);
+}
+
 int cli_finetune(int argc, char **argv) {
     ft_args a = {0};
     int prc = parse_args(argc, argv, &a);
@@ -348,7 +381,7 @@ int cli_finetune(int argc, char **argv) {
     a.p.user = &sum;
     s2_trainable *t = NULL;
     double t0 = s2_now_s();
-    if (s2_finetune(m, &a.p, &t) < 0) {
+    if ((a.video ? run_video(&a, m, &sum, &t) : s2_finetune(m, &a.p, &t)) < 0) {
         sam2c_model_free(m);
         free(sum.hist);
         return cli_fail_lib("finetune");
